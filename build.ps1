@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 FastEpt contributors
+
+# Builds, tests and benchmarks FastEpt: a thin mirror of build.sh with the same verbs.
+#   ./build.ps1 test
+#   ./build.ps1 bench [--quick | --full | BenchmarkDotNet args...]
+#   ./build.ps1 help
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+
+# No param() block on purpose: arguments such as '--full' or '-h' must reach the verbs as plain
+# strings instead of being parsed as PowerShell parameters.
+[string]$Verb = ''
+[string[]]$Rest = @()
+if ($args.Count -gt 0) {
+    $Verb = [string]$args[0]
+}
+if ($args.Count -gt 1) {
+    $Rest = @($args[1..($args.Count - 1)] | ForEach-Object { [string]$_ })
+}
+
+$RootDir = $PSScriptRoot
+if (-not (Test-Path (Join-Path $RootDir 'FastEpt.sln') -PathType Leaf)) {
+    throw "build.ps1: $RootDir does not look like the FastEpt repository (no FastEpt.sln)"
+}
+Set-Location $RootDir
+
+$Configuration = 'Release'
+$ResultsDir = Join-Path $RootDir 'artifacts/test-results'
+$NativeDir = Join-Path $RootDir 'native'
+$NativeBuildDir = Join-Path $NativeDir 'build'
+
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+
+function Write-Usage {
+    @"
+Usage: ./build.ps1 <verb> [args...]
+
+Verbs:
+  test           restore, build ($Configuration) and run every test project;
+                 ends with one line 'N passed, N failed[, N skipped]'
+  bench [args]   restore, build ($Configuration) and run bench/FastEpt.Bench;
+                 with no args runs '--quick' (Perf_Translate, short job);
+                 '--full' runs every benchmark class with the default job;
+                 other args go to BenchmarkDotNet (e.g. --filter '*Translate*')
+  help           print this message
+"@
+}
+
+function Write-Banner([string]$Text) {
+    Write-Host ''
+    Write-Host "==> $Text"
+    Write-Host ''
+}
+
+# Runs an external command and throws when it exits non-zero.
+function Invoke-Step([string]$Command, [string[]]$Arguments) {
+    & $Command @Arguments
+    if ($LastExitCode -ne 0) {
+        throw "build.ps1: '$Command $($Arguments -join ' ')' failed with exit code $LastExitCode"
+    }
+}
+
+function Test-Command([string]$Name) {
+    return [bool](Get-Command $Name -ErrorAction SilentlyContinue)
+}
+
+function Assert-Prerequisites {
+    Write-Banner 'Checking prerequisites'
+    if (-not (Test-Command 'dotnet')) {
+        throw "build.ps1: the .NET SDK ('dotnet') was not found on PATH; install the .NET 10 SDK from https://dot.net"
+    }
+    $version = & dotnet --version
+    if ($LastExitCode -ne 0) {
+        throw "build.ps1: 'dotnet --version' failed with exit code $LastExitCode"
+    }
+    Write-Host "dotnet $version"
+
+    # cmake and a C compiler build the native twin (native/); this script does not install them.
+    if (-not (Test-Command 'cmake')) {
+        Write-Warning 'cmake was not found; it will be needed to build native/ (https://cmake.org)'
+    }
+}
+
+# Hook for the native twin: configures and builds native/ with CMake once it exists.
+function Invoke-NativeBuild {
+    Write-Banner 'Building native library'
+    if (-not (Test-Path (Join-Path $NativeDir 'CMakeLists.txt') -PathType Leaf)) {
+        Write-Host 'no native library yet (native/CMakeLists.txt does not exist); skipping'
+        return
+    }
+    if (-not (Test-Command 'cmake')) {
+        throw 'build.ps1: cmake is required to build native/'
+    }
+    Invoke-Step 'cmake' @('-S', $NativeDir, '-B', $NativeBuildDir, '-DCMAKE_BUILD_TYPE=Release')
+    Invoke-Step 'cmake' @('--build', $NativeBuildDir, '--config', 'Release', '--parallel')
+}
+
+function Invoke-RestoreAndBuild {
+    Write-Banner 'Restoring packages'
+    Invoke-Step 'dotnet' @('restore', 'FastEpt.sln')
+
+    Write-Banner "Building FastEpt.sln ($Configuration)"
+    Invoke-Step 'dotnet' @('build', 'FastEpt.sln', '-c', $Configuration, '--no-restore')
+}
+
+# Returns counter attribute $Name of the TRX <Counters/> element, 0 when absent.
+function Get-TrxCounter([xml]$Trx, [string]$Name) {
+    $counters = $Trx.TestRun.ResultSummary.Counters
+    $value = $counters.GetAttribute($Name)
+    if ([string]::IsNullOrEmpty($value)) {
+        return 0
+    }
+    return [int]$value
+}
+
+function Invoke-Test {
+    Assert-Prerequisites
+    Invoke-NativeBuild
+    Invoke-RestoreAndBuild
+
+    Write-Banner "Running tests ($Configuration)"
+    if (Test-Path $ResultsDir) {
+        Remove-Item -Recurse -Force $ResultsDir
+    }
+    New-Item -ItemType Directory -Force -Path $ResultsDir | Out-Null
+
+    & dotnet test FastEpt.sln -c $Configuration --no-build `
+        --logger 'console;verbosity=normal' `
+        --logger trx `
+        --results-directory $ResultsDir
+    $rc = $LastExitCode
+
+    Write-Banner 'Test summary'
+    $total = 0; $executed = 0; $passed = 0; $failed = 0
+    $trxFiles = @(Get-ChildItem -Path $ResultsDir -Filter '*.trx' -File)
+    foreach ($file in $trxFiles) {
+        [xml]$trx = Get-Content -Raw -LiteralPath $file.FullName
+        $total += Get-TrxCounter $trx 'total'
+        $executed += Get-TrxCounter $trx 'executed'
+        $passed += Get-TrxCounter $trx 'passed'
+        # VSTest counts errored, timed-out and aborted tests apart from failed ones.
+        $failed += (Get-TrxCounter $trx 'failed') + (Get-TrxCounter $trx 'error') `
+            + (Get-TrxCounter $trx 'timeout') + (Get-TrxCounter $trx 'aborted')
+    }
+    # Skipped tests are in the total but never executed.
+    $skipped = $total - $executed
+
+    Write-Host "test result files: $($trxFiles.Count) in artifacts/test-results"
+    if ($skipped -gt 0) {
+        Write-Host "$passed passed, $failed failed, $skipped skipped"
+    }
+    else {
+        Write-Host "$passed passed, $failed failed"
+    }
+
+    if ($rc -ne 0) {
+        throw "build.ps1: dotnet test failed (exit code $rc)"
+    }
+    if ($failed -ne 0) {
+        throw "build.ps1: $failed test(s) failed"
+    }
+    if ($total -eq 0) {
+        throw 'build.ps1: no tests were found or run'
+    }
+}
+
+function Invoke-Bench([string[]]$BenchArgs) {
+    Assert-Prerequisites
+    Invoke-NativeBuild
+    Invoke-RestoreAndBuild
+
+    if ($BenchArgs.Count -eq 0) {
+        $BenchArgs = @('--quick')
+    }
+    Write-Banner "Running benchmarks: $($BenchArgs -join ' ')"
+    Invoke-Step 'dotnet' (@('run', '-c', $Configuration, '--no-build', '--project', 'bench/FastEpt.Bench', '--') + $BenchArgs)
+}
+
+switch ($Verb) {
+    'test' {
+        if ($Rest.Count -ne 0) {
+            Write-Host "build.ps1: 'test' takes no arguments (got: $($Rest -join ' '))"
+            Write-Usage
+            exit 2
+        }
+        Invoke-Test
+    }
+    'bench' {
+        Invoke-Bench $Rest
+    }
+    { $_ -in @('help', '-h', '--help') } {
+        Write-Usage
+    }
+    default {
+        if ($Verb -eq '') {
+            Write-Host 'build.ps1: no verb given'
+        }
+        else {
+            Write-Host "build.ps1: unknown verb '$Verb'"
+        }
+        Write-Usage
+        exit 2
+    }
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 FastEpt contributors
+
+# Builds, tests and benchmarks FastEpt. Run `./build.sh help` for the verbs.
+set -eu
+
+# Locate the repository root from this script's own path, wherever it is called from.
+root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ ! -f "$root_dir/FastEpt.sln" ]; then
+    echo "build.sh: $root_dir does not look like the FastEpt repository (no FastEpt.sln)" >&2
+    exit 1
+fi
+cd "$root_dir"
+
+configuration=Release
+results_dir="$root_dir/artifacts/test-results"
+native_dir="$root_dir/native"
+native_build_dir="$native_dir/build"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1
+export DOTNET_NOLOGO=1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+usage() {
+    cat <<EOF
+Usage: ./build.sh <verb> [args...]
+
+Verbs:
+  test           restore, build ($configuration) and run every test project;
+                 ends with one line 'N passed, N failed[, N skipped]'
+  bench [args]   restore, build ($configuration) and run bench/FastEpt.Bench;
+                 with no args runs '--quick' (Perf_Translate, short job);
+                 '--full' runs every benchmark class with the default job;
+                 other args go to BenchmarkDotNet (e.g. --filter '*Translate*')
+  help           print this message
+EOF
+}
+
+banner() {
+    echo
+    echo "==> $*"
+    echo
+}
+
+die() {
+    echo "build.sh: $*" >&2
+    exit 1
+}
+
+apt_updated=0
+
+# Installs the named Debian packages that are not installed yet. Needs apt-get and root;
+# otherwise it only warns, and whatever needs the package fails later with its own message.
+ensure_apt_packages() {
+    local missing=()
+    local pkg
+    for pkg in "$@"; do
+        if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "warning: missing ${missing[*]} and apt-get is not available; install them by hand" >&2
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "warning: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
+        return 0
+    fi
+    if [ "$apt_updated" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+ensure_prerequisites() {
+    banner "Checking prerequisites"
+    if ! command -v dotnet >/dev/null 2>&1; then
+        die "the .NET SDK ('dotnet') was not found on PATH; install the .NET 10 SDK from https://dot.net"
+    fi
+    echo "dotnet $(dotnet --version)"
+
+    # cmake and a C compiler build the native twin (native/); install them when missing.
+    local wanted=()
+    if ! command -v cmake >/dev/null 2>&1; then
+        wanted+=(cmake)
+    fi
+    if ! command -v cc >/dev/null 2>&1; then
+        wanted+=(gcc libc6-dev)
+    fi
+    if [ "${#wanted[@]}" -ne 0 ]; then
+        ensure_apt_packages "${wanted[@]}"
+    fi
+    if command -v cmake >/dev/null 2>&1; then
+        cmake --version | head -n 1
+    fi
+    if command -v cc >/dev/null 2>&1; then
+        cc --version | head -n 1
+    fi
+}
+
+# Hook for the native twin: configures and builds native/ with CMake once it exists.
+build_native() {
+    banner "Building native library"
+    if [ ! -f "$native_dir/CMakeLists.txt" ]; then
+        echo "no native library yet (native/CMakeLists.txt does not exist); skipping"
+        return 0
+    fi
+    command -v cmake >/dev/null 2>&1 || die "cmake is required to build native/; install it (apt-get install cmake)"
+    cmake -S "$native_dir" -B "$native_build_dir" -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$native_build_dir" --config Release --parallel
+}
+
+restore_and_build() {
+    banner "Restoring packages"
+    dotnet restore FastEpt.sln
+
+    banner "Building FastEpt.sln ($configuration)"
+    dotnet build FastEpt.sln -c "$configuration" --no-restore
+}
+
+# Prints the value of counter attribute $2 of the TRX <Counters .../> element in file $1.
+trx_counter() {
+    local value
+    value="$(grep -o '<Counters [^>]*>' "$1" | head -n 1 | sed -n "s/.* $2=\"\([0-9]*\)\".*/\1/p")"
+    echo "${value:-0}"
+}
+
+run_tests() {
+    ensure_prerequisites
+    build_native
+    restore_and_build
+
+    banner "Running tests ($configuration)"
+    rm -rf "$results_dir"
+    mkdir -p "$results_dir"
+    local rc=0
+    dotnet test FastEpt.sln -c "$configuration" --no-build \
+        --logger "console;verbosity=normal" \
+        --logger trx \
+        --results-directory "$results_dir" || rc=$?
+
+    banner "Test summary"
+    local total=0 executed=0 passed=0 failed=0 trx_files=0
+    local trx
+    for trx in "$results_dir"/*.trx; do
+        [ -f "$trx" ] || continue
+        trx_files=$((trx_files + 1))
+        total=$((total + $(trx_counter "$trx" total)))
+        executed=$((executed + $(trx_counter "$trx" executed)))
+        passed=$((passed + $(trx_counter "$trx" passed)))
+        # VSTest counts errored, timed-out and aborted tests apart from failed ones.
+        failed=$((failed + $(trx_counter "$trx" failed) + $(trx_counter "$trx" error) \
+            + $(trx_counter "$trx" timeout) + $(trx_counter "$trx" aborted)))
+    done
+    # Skipped tests are in the total but never executed.
+    local skipped=$((total - executed))
+
+    echo "test result files: $trx_files in ${results_dir#"$root_dir"/}"
+    if [ "$skipped" -gt 0 ]; then
+        echo "$passed passed, $failed failed, $skipped skipped"
+    else
+        echo "$passed passed, $failed failed"
+    fi
+
+    if [ "$rc" -ne 0 ]; then
+        echo "build.sh: dotnet test failed (exit code $rc)" >&2
+        exit "$rc"
+    fi
+    if [ "$failed" -ne 0 ]; then
+        echo "build.sh: $failed test(s) failed" >&2
+        exit 1
+    fi
+    if [ "$total" -eq 0 ]; then
+        echo "build.sh: no tests were found or run" >&2
+        exit 1
+    fi
+}
+
+run_bench() {
+    ensure_prerequisites
+    build_native
+    restore_and_build
+
+    if [ "$#" -eq 0 ]; then
+        set -- --quick
+    fi
+    banner "Running benchmarks: $*"
+    dotnet run -c "$configuration" --no-build --project bench/FastEpt.Bench -- "$@"
+}
+
+if [ "$#" -eq 0 ]; then
+    usage >&2
+    exit 2
+fi
+
+verb="$1"
+shift
+case "$verb" in
+    test)
+        if [ "$#" -ne 0 ]; then
+            echo "build.sh: 'test' takes no arguments (got: $*)" >&2
+            usage >&2
+            exit 2
+        fi
+        run_tests
+        ;;
+    bench)
+        run_bench "$@"
+        ;;
+    help | -h | --help)
+        usage
+        ;;
+    *)
+        echo "build.sh: unknown verb '$verb'" >&2
+        usage >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    public sealed unsafe partial class P2m
+    {
+        /// <summary>
+        /// Maps (or, with <see cref="P2mType.Invalid"/>, removes) the 2^order frames at
+        /// <paramref name="gfn"/> (Xen's <c>ept_set_entry</c>, SPEC.md 3.3, with FastEpt's fixes).
+        /// r/w/x come from the type and access (SPEC.md 2.3), the memory type from
+        /// <see cref="P2mOptions.EmtPolicy"/>. A smaller order inside a superpage splits it (all
+        /// the way down, as Xen does); a superpage over a table replaces the table, whose frames
+        /// are freed once no reader can still be in them.
+        /// </summary>
+        /// <param name="gfn">First guest frame; aligned to <paramref name="order"/>.</param>
+        /// <param name="mfn">First host frame, aligned to <paramref name="order"/>; <see cref="Mfn.Invalid"/>
+        /// for removal, populate-on-demand, paging and MMIO types. RAM-backed types need frames inside host memory.</param>
+        /// <param name="order">4K, 2M or 1G (1G only with <see cref="P2mOptions.Support1G"/>).</param>
+        /// <param name="type">The p2m type.</param>
+        /// <param name="access">The p2m access; W and WX are refused on readable types (they would misconfigure).</param>
+        /// <param name="suppressVe">The suppress-#VE bit: inherited from the replaced entry (or the split superpage) by default.</param>
+        /// <exception cref="ArgumentOutOfRangeException">An argument is outside its range or enum (nothing changed).</exception>
+        /// <exception cref="ArgumentException">Misaligned <paramref name="gfn"/>/<paramref name="mfn"/>, or an access that
+        /// would give write-without-read (nothing changed).</exception>
+        /// <exception cref="InsufficientMemoryException">Host memory ran out for new tables; the live tree is untouched and nothing leaked.</exception>
+        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
+        /// <remarks>Thread-safe: writers are serialised; readers never wait.</remarks>
+        public void SetEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe = SuppressVe.Inherit)
+        {
+            ThrowIfDisposed();
+            ValidateSet(gfn, mfn, order, type, access, suppressVe);
+            using OrderedLock.Scope s = _writeLock.Enter();
+            ThrowIfDisposed();
+            SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
+        }
+
+        private void ValidateSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        {
+            if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "The order must be 0 (4K), 9 (2M) or 18 (1G).");
+            }
+
+            if (order == PageOrder.Size1G && !_support1G)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "This p2m does not support 1G pages (P2mOptions.Support1G).");
+            }
+
+            if ((uint)type > (uint)P2mType.IoreqServer)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(type), type, "Unknown P2mType value.");
+            }
+
+            if ((uint)access > (uint)P2mAccess.R_PW)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Unknown P2mAccess value.");
+            }
+
+            if ((uint)suppressVe > (uint)SuppressVe.Set)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(suppressVe), suppressVe, "Unknown SuppressVe value.");
+            }
+
+            if (gfn >= _gfnLimit)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_gfn(gfn, _addressBits);
+            }
+
+            ulong count = 1UL << (int)order;
+            if ((gfn & (count - 1)) != 0)
+            {
+                ThrowHelper.ThrowArgumentException(nameof(gfn), $"GFN 0x{gfn:X} is not aligned to order {(int)order}.");
+            }
+
+            if (type == P2mType.MapForeign && order != PageOrder.Size4K)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "Foreign mappings are 4K only.");
+            }
+
+            if (mfn == Mfn.Invalid)
+            {
+                if (NeedsFrame(type))
+                {
+                    ThrowHelper.ThrowArgumentOutOfRangeException(nameof(mfn), "INVALID", $"Type {type} maps a host frame; Mfn.Invalid is not one.");
+                }
+            }
+            else
+            {
+                if ((mfn & (count - 1)) != 0)
+                {
+                    ThrowHelper.ThrowArgumentException(nameof(mfn), $"MFN 0x{mfn:X} is not aligned to order {(int)order}.");
+                }
+
+                if (type == P2mType.PopulateOnDemand)
+                {
+                    ThrowHelper.ThrowArgumentException(nameof(mfn), "Populate-on-demand entries carry no frame: pass Mfn.Invalid.");
+                }
+
+                // RAM-backed frames must be host memory; MMIO frames must fit the host address width.
+                ulong limit = type is P2mType.MmioDm or P2mType.MmioDirect or P2mType.Invalid ? _hostFrameLimit : _frameCount;
+                if (mfn >= limit || count > limit - mfn)
+                {
+                    ThrowHelper.ThrowArgumentOutOfRangeException_mfn(mfn, (long)limit);
+                }
+            }
+
+            if (EptPermissions.IsWriteWithoutRead(type, access))
+            {
+                ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on readable type {type} would be write-without-read, an EPT misconfiguration.");
+            }
+        }
+
+        // Types whose entries must name a real host frame (Xen accepts INVALID_MFN only for PoD,
+        // mmio_direct and paging types; invalid and mmio_dm with no frame build an empty entry).
+        private static bool NeedsFrame(P2mType type) => type switch
+        {
+            P2mType.Invalid or P2mType.MmioDm or P2mType.MmioDirect or P2mType.PopulateOnDemand
+                or P2mType.RamPagingOut or P2mType.RamPaged or P2mType.RamPagingIn => false,
+            _ => true,
+        };
+
+        // Xen step 5: the new leaf, built from zero. Suppress-#VE is added by the caller.
+        private ulong BuildLeaf(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access)
+        {
+            if (type == P2mType.Invalid || (mfn == Mfn.Invalid && type == P2mType.MmioDm))
+            {
+                return 0;
+            }
+
+            bool superPage = order > 0;
+            ulong e = (superPage ? EptEntry.SuperPageBit : 0)
+                      | ((ulong)type << EptEntry.TypeShift)
+                      | ((ulong)access << EptEntry.AccessShift)
+                      | ((mfn << EptEntry.MfnShift) & EptEntry.MfnMask);
+            e = EptPermissions.Apply(e, type, access, superPage, _inputs);
+            if ((e & EptEntry.RwxMask) != 0)
+            {
+                int emt = _emt.GetMemoryType(gfn, mfn, order, type, out bool ignorePat);
+                if (emt < 0 || emt > 6 || emt is 2 or 3)
+                {
+                    // "Cannot decide for this order": the fault marker makes the next use misconfigure.
+                    emt = EptEntry.MemoryTypeFaultMarker;
+                    ignorePat = false;
+                }
+
+                e |= ((ulong)emt << EptEntry.MemoryTypeShift) | (ignorePat ? EptEntry.IgnorePatBit : 0);
+            }
+
+            return e;
+        }
+
+        private static ulong WithSuppressVe(ulong leaf, SuppressVe mode, ulong old)
+        {
+            bool sve = mode switch
+            {
+                SuppressVe.Set => true,
+                SuppressVe.Clear => false,
+                _ => !IsValid(old) || (old & EptEntry.SuppressVeBit) != 0,
+            };
+            return sve ? leaf | EptEntry.SuppressVeBit : leaf & ~EptEntry.SuppressVeBit;
+        }
+
+        // Called with the writer lock held. Everything below the one slot that changes is built in
+        // frames no reader can reach; that slot is then published with one compare-exchange.
+        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
+        {
+            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            byte* b = _memory.Base;
+            int target = order / EptEntry.TableOrder + 1;
+            ulong leaf = BuildLeaf(gfn, mfn, order, type, access);
+            bool newValid = IsValid(leaf);
+            long newPod = newValid && type == P2mType.PopulateOnDemand ? 1L << order : 0;
+            if (newValid)
+            {
+                // Raised before the entry is published, so a reader that finds the entry never
+                // also finds max_mapped_pfn below it. (FastEpt: only for entries that are valid.)
+                RaiseMaxMapped(gfn + (1UL << order) - 1);
+            }
+
+            while (true)
+            {
+                ulong table = _rootMfn;
+                int level = _levels;
+                while (level > target)
+                {
+                    ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
+                    ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
+                    {
+                        table = child;
+                        level--;
+                        continue;
+                    }
+
+                    break;
+                }
+
+                ulong* slot = SlotPointer(b, table, gfn, level);
+                ulong old = Volatile.Read(ref *slot);
+                if (level == target)
+                {
+                    ulong word = WithSuppressVe(leaf, sveMode, old);
+                    if (word == old)
+                    {
+                        return;
+                    }
+
+                    ulong oldTable = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    bool replacesTable = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0
+                                         && _tables.Contains(oldTable);
+                    long oldPod = replacesTable ? CountPod(b, oldTable, level - 1) : PodCount(old, level);
+                    if (Interlocked.CompareExchange(ref *slot, word, old) != old)
+                    {
+                        continue;   // the walker set A/D meanwhile: rebuild from the new snapshot
+                    }
+
+                    Interlocked.Add(ref _podEntryCount, newPod - oldPod);
+                    if (replacesTable)
+                    {
+                        RetireSubtree(b, oldTable, level - 1);
+                    }
+
+                    TryReclaimLocked();
+                    return;
+                }
+
+                // The walk stopped above the target: a superpage (or a valid not-present
+                // placeholder) to split, or nothing (empty, invalid, or a pointer we do not own).
+                bool isLeaf = level <= 3 && IsValid(old) && ((old & EptEntry.RwxMask) == 0 || (old & EptEntry.SuperPageBit) != 0);
+                if (!isLeaf && !newValid)
+                {
+                    return;     // removing from a range that maps nothing: no tables to build
+                }
+
+                List<ulong> built = new();
+                ulong top;
+                try
+                {
+                    top = isLeaf ? BuildSplit(b, old, level, target, built) : BuildEmptyChain(b, level, target, gfn, built);
+                    // Place the new leaf in the private subtree; its old value is what the split inherited.
+                    ulong t = (top & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    for (int l = level - 1; l > target; l--)
+                    {
+                        t = (*SlotPointer(b, t, gfn, l) & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    }
+
+                    ulong* leafSlot = SlotPointer(b, t, gfn, target);
+                    *leafSlot = WithSuppressVe(leaf, sveMode, *leafSlot);
+                }
+                catch (InsufficientMemoryException)
+                {
+                    FreeAll(built);
+                    throw;
+                }
+
+                if (Interlocked.CompareExchange(ref *slot, top, old) != old)
+                {
+                    FreeAll(built);
+                    continue;
+                }
+
+                foreach (ulong f in built)
+                {
+                    _tables.Add(f);
+                }
+
+                // A split replaces only this GFN range's share of a PoD superpage.
+                long oldPodShare = isLeaf && TypeOf(old) == P2mType.PopulateOnDemand ? 1L << order : 0;
+                Interlocked.Add(ref _podEntryCount, newPod - oldPodShare);
+                TryReclaimLocked();
+                return;
+            }
+        }
+
+        private static long PodCount(ulong pte, int level)
+            => IsValid(pte) && (pte & EptEntry.RwxMask) == 0 && TypeOf(pte) == P2mType.PopulateOnDemand
+                ? 1L << (EptEntry.TableOrder * (level - 1))
+                : 0;
+
+        private long CountPod(byte* b, ulong table, int level)
+        {
+            long n = 0;
+            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
+            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            {
+                ulong pte = Volatile.Read(ref slots[i]);
+                ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
+                {
+                    n += _tables.Contains(child) ? CountPod(b, child, level - 1) : 0;
+                }
+                else
+                {
+                    n += PodCount(pte, level);
+                }
+            }
+
+            return n;
+        }
+
+        private ulong AllocateTable(byte* b, List<ulong> built)
+        {
+            if (!_memory.TryAllocateFrame(out ulong mfn))
+            {
+                ThrowHelper.ThrowInsufficientMemoryException_frames();
+            }
+
+            built.Add(mfn);
+            new Span<ulong>(b + (mfn << EptEntry.PageBits), EptEntry.EntriesPerTable).Fill(EmptySlot);
+            return mfn;
+        }
+
+        // Empty tables from `level - 1` down to `target`, each linked by a middle entry; returns
+        // the middle entry for the slot at `level`.
+        private ulong BuildEmptyChain(byte* b, int level, int target, ulong gfn, List<ulong> built)
+        {
+            ulong top = AllocateTable(b, built);
+            ulong t = top;
+            for (int l = level - 1; l > target; l--)
+            {
+                ulong next = AllocateTable(b, built);
+                *SlotPointer(b, t, gfn, l) = MiddleEntry(next);
+                t = next;
+            }
+
+            return MiddleEntry(top);
+        }
+
+        // Xen's ept_split_super_page: 512 children inheriting the parent's fields with their own
+        // frame and recomputed r/w/x; recursing into every child until the target level. Returns
+        // the middle entry that replaces the superpage.
+        private ulong BuildSplit(byte* b, ulong pte, int level, int target, List<ulong> built)
+        {
+            ulong table = AllocateTable(b, built);
+            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
+            int childLevel = level - 1;
+            bool childSuper = childLevel > 1;
+            ulong field = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+            ulong stride = 1UL << (EptEntry.TableOrder * (childLevel - 1));
+            P2mType type = TypeOf(pte);
+            var access = (P2mAccess)((pte & EptEntry.AccessMask) >> EptEntry.AccessShift);
+            ulong template = childSuper ? pte | EptEntry.SuperPageBit : pte & ~EptEntry.SuperPageBit;
+            for (int j = 0; j < EptEntry.EntriesPerTable; j++)
+            {
+                // An all-ones frame field means "no frame" (PoD, paging): children keep it.
+                ulong childField = field == EptEntry.MfnFieldMax ? field : field + (ulong)j * stride;
+                ulong child = (template & ~EptEntry.MfnMask) | ((childField << EptEntry.MfnShift) & EptEntry.MfnMask);
+                child = EptPermissions.Apply(child, type, access, childSuper, _inputs);
+                slots[j] = childLevel > target ? BuildSplit(b, child, childLevel, target, built) : child;
+            }
+
+            return MiddleEntry(table);
+        }
+
+        private void FreeAll(List<ulong> frames)
+        {
+            foreach (ulong f in frames)
+            {
+                _memory.FreeFrame(f);
+            }
+
+            frames.Clear();
+        }
+
+        private void RaiseMaxMapped(ulong last)
+        {
+            long current = Volatile.Read(ref _maxMappedPfn);
+            while ((ulong)current < last)
+            {
+                long seen = Interlocked.CompareExchange(ref _maxMappedPfn, (long)last, current);
+                if (seen == current)
+                {
+                    return;
+                }
+
+                current = seen;
+            }
+        }
+
+        // The subtree is unlinked already; stamp its frames for reclamation.
+        private void RetireSubtree(byte* b, ulong table, int level)
+        {
+            List<ulong> frames = new();
+            Collect(b, table, level, frames);
+            _retired.Add((Epoch.Retire(), frames));
+            _pendingReclaim += frames.Count;
+        }
+
+        private void Collect(byte* b, ulong table, int level, List<ulong> frames)
+        {
+            if (!_tables.Remove(table))
+            {
+                return;     // not ours (corruption) or already visited (a cycle): never free it
+            }
+
+            frames.Add(table);
+            if (level == 1)
+            {
+                return;
+            }
+
+            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
+            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            {
+                ulong pte = Volatile.Read(ref slots[i]);
+                if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
+                {
+                    Collect(b, (pte & EptEntry.MfnMask) >> EptEntry.MfnShift, level - 1, frames);
+                }
+            }
+        }
+
+        private void TryReclaimLocked()
+        {
+            if (_retired.Count == 0)
+            {
+                return;
+            }
+
+            long oldest = Epoch.OldestActive();
+            int kept = 0;
+            for (int i = 0; i < _retired.Count; i++)
+            {
+                (long stamp, List<ulong> frames) = _retired[i];
+                if (Epoch.IsSafe(stamp, oldest))
+                {
+                    _pendingReclaim -= frames.Count;
+                    FreeAll(frames);
+                }
+                else
+                {
+                    _retired[kept++] = _retired[i];
+                }
+            }
+
+            _retired.RemoveRange(kept, _retired.Count - kept);
+        }
+    }
+}

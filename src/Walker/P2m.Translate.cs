@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    public sealed unsafe partial class P2m
+    {
+        /// <summary>
+        /// Walks the live tables as the CPU does (Intel SDM 29.3): misconfiguration before
+        /// violation, rights ANDed over every level, table pointers outside host memory treated
+        /// as misconfigurations. With <see cref="P2mOptions.AccessDirty"/> the walk sets accessed
+        /// flags on the entries it uses and the dirty flag on a written leaf (atomic OR).
+        /// </summary>
+        /// <param name="gpa">Guest-physical address, below 2^AddressBits.</param>
+        /// <param name="access">Read, Write and/or Execute (at least one).</param>
+        /// <returns>The translation; violations and misconfigurations are statuses, never exceptions.</returns>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="gpa"/> or <paramref name="access"/> is out of range.</exception>
+        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
+        /// <remarks>Lock-free and allocation-free; safe to call from any number of threads alongside writers.</remarks>
+        public EptTranslation Translate(ulong gpa, AccessKind access)
+        {
+            if (gpa >= _gpaLimit)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpa, _addressBits);
+            }
+
+            if ((uint)access - 1 >= 7)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
+            }
+
+            ThrowIfDisposed();
+            byte* b = _memory.Base;
+            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            EptTranslation t = Walk(b, gpa, (uint)access);
+            Epoch.Exit(slot, previous);
+            return t;
+        }
+
+        /// <summary>
+        /// Translates every address of <paramref name="gpas"/> as <see cref="Translate"/> would,
+        /// writing one result per address.
+        /// </summary>
+        /// <returns>The number of results written (= <paramref name="gpas"/>.Length).</returns>
+        /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="gpas"/>.</exception>
+        /// <exception cref="ArgumentOutOfRangeException">An address or <paramref name="access"/> is out of range (checked before any walk).</exception>
+        public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
+        {
+            if (results.Length < gpas.Length)
+            {
+                ThrowHelper.ThrowArgumentException_results();
+            }
+
+            if ((uint)access - 1 >= 7)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
+            }
+
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                if (gpas[i] >= _gpaLimit)
+                {
+                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _addressBits);
+                }
+            }
+
+            ThrowIfDisposed();
+            byte* b = _memory.Base;
+            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                results[i] = Walk(b, gpas[i], (uint)access);
+            }
+
+            Epoch.Exit(slot, previous);
+            return gpas.Length;
+        }
+
+        // The hardware walk. Each slot is read once into `pte`; every decision uses that snapshot.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private EptTranslation Walk(byte* b, ulong gpa, uint access)
+        {
+            ulong table = _rootMfn;
+            ulong rights = EptEntry.RwxMask;
+            int level = _levels;
+            int shift = ShiftOf(level);
+            while (true)
+            {
+                ulong* p = (ulong*)(b + (table << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1));
+                ulong pte = Volatile.Read(ref *p);
+
+                // Not present: violation; bits 3-5 stay 0 (SDM: no permissions for this GPA).
+                if ((pte & EptEntry.RwxMask) == 0)
+                {
+                    return new EptTranslation(EptStatus.Violation, 0, level, access);
+                }
+
+                // Write without read, or execute-only without the capability.
+                if (((_badRwx >> (int)(pte & EptEntry.RwxMask)) & 1) != 0)
+                {
+                    return new EptTranslation(EptStatus.Misconfig, 0, level, 0);
+                }
+
+                if (level == 1 || (pte & EptEntry.SuperPageBit) != 0)
+                {
+                    // Leaf. PML4E/PML5E bit 7 is reserved; 1G needs the capability; the frame field
+                    // must be aligned to the page; memory types 2, 3 and 7 are reserved.
+                    ulong reserved = level == 1 ? _leafReserved1 : level == 2 ? _leafReserved2 : level == 3 ? _leafReserved3 : ~0UL;
+                    if ((pte & reserved) != 0 || ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) != 0)
+                    {
+                        return new EptTranslation(EptStatus.Misconfig, 0, level, 0);
+                    }
+
+                    rights &= pte;
+                    if ((access & ~(uint)rights) != 0)
+                    {
+                        return new EptTranslation(EptStatus.Violation, 0, level, access | (rights << 3));
+                    }
+
+                    if (_accessDirty)
+                    {
+                        SetAccessedDirty(p, pte, (access & (uint)AccessKind.Write) != 0);
+                    }
+
+                    ulong offsetMask = (1UL << shift) - 1;
+                    return new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask & ~offsetMask) | (gpa & offsetMask), level, 0);
+                }
+
+                ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if ((pte & _nonLeafReserved) != 0 || next >= _frameCount)
+                {
+                    return new EptTranslation(EptStatus.Misconfig, 0, level, 0);
+                }
+
+                rights &= pte;
+                if (_accessDirty && (pte & EptEntry.AccessedBit) == 0)
+                {
+                    Interlocked.Or(ref *p, EptEntry.AccessedBit);
+                }
+
+                table = next;
+                level--;
+                shift -= EptEntry.TableOrder;
+            }
+        }
+
+        private static void SetAccessedDirty(ulong* p, ulong pte, bool write)
+        {
+            ulong want = EptEntry.AccessedBit | (write ? EptEntry.DirtyBit : 0);
+            if ((pte & want) != want)
+            {
+                // Atomic OR: a concurrent writer's compare-exchange sees the change and rebuilds.
+                Interlocked.Or(ref *p, want);
+            }
+        }
+    }
+}
