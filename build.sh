@@ -56,7 +56,8 @@ ensure_apt_packages() {
     local missing=()
     local pkg
     for pkg in "$@"; do
-        if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        # A removed package can linger as "deinstall ok config-files"; only this counts.
+        if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
             missing+=("$pkg")
         fi
     done

@@ -96,6 +96,34 @@ namespace FastEpt.Bench
             return gpas;
         }
 
+        /// <summary>
+        /// Checks that every address in <paramref name="gpas"/> translates, for a read, to its
+        /// identity-offset host address, and that <see cref="FastEpt.P2m.GetEntry"/> agrees, so a broken
+        /// walker fails the benchmark instead of timing a wrong answer.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">An address translates wrongly.</exception>
+        public void Verify(ReadOnlySpan<ulong> gpas)
+        {
+            foreach (ulong gpa in gpas)
+            {
+                ulong gfn = gpa >> PageBits;
+                ulong expectedHpa = ((FirstMfn + gfn) << PageBits) | (gpa & (PageSize - 1));
+                EptTranslation translation = P2m.Translate(gpa, AccessKind.Read);
+                if (translation.Status != EptStatus.Ok || translation.Hpa != expectedHpa)
+                {
+                    throw new InvalidOperationException(
+                        $"Translate(0x{gpa:X}) gave {translation.Status} 0x{translation.Hpa:X}; expected Ok 0x{expectedHpa:X}.");
+                }
+
+                P2mEntry entry = P2m.GetEntry(gfn);
+                if (entry.Mfn != FirstMfn + gfn || entry.Order != (int)PageOrder.Size4K)
+                {
+                    throw new InvalidOperationException(
+                        $"GetEntry(0x{gfn:X}) gave MFN 0x{entry.Mfn:X} order {entry.Order}; expected 0x{FirstMfn + gfn:X} order 0.");
+                }
+            }
+        }
+
         /// <summary>Disposes the P2m, then the host memory under it.</summary>
         public void Dispose()
         {

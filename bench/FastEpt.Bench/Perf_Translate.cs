@@ -25,7 +25,7 @@ namespace FastEpt.Bench
 
         private DefaultGuest? _guest;
         private P2m _p2m = null!;
-        private ulong[] _gpas = Array.Empty<ulong>();
+        private ulong[] _gpas = [];
         private ulong* _chain;
 
         /// <summary>Builds the default guest, the GPA set and the dependent-load chain.</summary>
@@ -35,6 +35,7 @@ namespace FastEpt.Bench
             _guest = DefaultGuest.Create();
             _p2m = _guest.P2m;
             _gpas = DefaultGuest.RandomGpas(GpaCount, GpaSeed);
+            _guest.Verify(_gpas);
 
             // Native and page-aligned, like the EPT tables themselves.
             _chain = (ulong*)NativeMemory.AlignedAlloc((nuint)ChainLength * sizeof(ulong), DefaultGuest.PageSize);

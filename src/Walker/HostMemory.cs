@@ -65,6 +65,8 @@ namespace FastEpt
         /// <summary>When set, freed frames are filled with a poison pattern, so a use after free shows up as garbage.</summary>
         internal bool PoisonFreedFrames { get; set; }
 
+        internal bool IsDisposed => _base == null;
+
         internal byte* Base
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -111,6 +111,13 @@ namespace FastEpt
             {
                 ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on readable type {type} would be write-without-read, an EPT misconfiguration.");
             }
+
+            // Likewise an execute-only leaf on a CPU without the capability (SDM: misconfiguration).
+            if (!Options.ExecuteOnly
+                && (EptPermissions.Apply(0, type, access, order != PageOrder.Size4K, _inputs) & EptEntry.RwxMask) == 4)
+            {
+                ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on type {type} gives an execute-only entry, which this CPU (P2mOptions.ExecuteOnly = false) treats as a misconfiguration.");
+            }
         }
 
         // Types whose entries must name a real host frame (Xen accepts INVALID_MFN only for PoD,
@@ -173,10 +180,13 @@ namespace FastEpt
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);
             bool newValid = IsValid(leaf);
             long newPod = newValid && type == P2mType.PopulateOnDemand ? 1L << order : 0;
+            long maxBefore = _maxMappedPfn;     // only writers change it, and they hold the lock
             if (newValid)
             {
                 // Raised before the entry is published, so a reader that finds the entry never
-                // also finds max_mapped_pfn below it. (FastEpt: only for entries that are valid.)
+                // also finds max_mapped_pfn below it (FastEpt: only for entries that are valid).
+                // A failed set lowers it again: a reader that saw the raised value meanwhile
+                // only walked the tables instead of taking the shortcut.
                 RaiseMaxMapped(gfn + (1UL << order) - 1);
             }
 
@@ -253,6 +263,7 @@ namespace FastEpt
                 catch (InsufficientMemoryException)
                 {
                     FreeAll(built);
+                    Volatile.Write(ref _maxMappedPfn, maxBefore);
                     throw;
                 }
 

@@ -26,7 +26,7 @@ namespace FastEpt
                 ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpa, _addressBits);
             }
 
-            if ((uint)access - 1 >= 7)
+            if (unchecked((uint)access - 1) >= 7)
             {
                 ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
             }
@@ -53,7 +53,7 @@ namespace FastEpt
                 ThrowHelper.ThrowArgumentException_results();
             }
 
-            if ((uint)access - 1 >= 7)
+            if (unchecked((uint)access - 1) >= 7)
             {
                 ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
             }

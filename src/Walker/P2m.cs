@@ -160,6 +160,15 @@ namespace FastEpt
             }
 
             _disposed = true;
+            if (_memory.IsDisposed)
+            {
+                // The frames went with the host memory; nothing to give back.
+                _tables.Clear();
+                _retired.Clear();
+                _pendingReclaim = 0;
+                return;
+            }
+
             foreach (ulong mfn in _tables)
             {
                 _memory.FreeFrame(mfn);

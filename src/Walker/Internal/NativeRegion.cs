@@ -130,7 +130,7 @@ namespace FastEpt.Internal
         private const int BsdMapAnon = 0x1000;
         private const int LinuxMadvDontNeed = 4;
         private const int LinuxMadvHugePage = 14;
-        private static readonly void* MapFailed = (void*)-1;
+        private static readonly void* MapFailed = unchecked((void*)-1);
         private const uint MemCommit = 0x1000;
         private const uint MemReserve = 0x2000;
         private const uint MemRelease = 0x8000;

@@ -84,7 +84,10 @@ namespace FastEpt.Tests.Walker
         public void Translate_ExecuteOnlyLeaf_MisconfigOnlyWithoutCapability()
         {
             using var noXo = new P2m(_memory, new P2mOptions { ExecuteOnly = false });
-            noXo.SetEntry(0x10, 0x500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.X);
+            // SetEntry refuses to build it (FastEpt decision); a forged one misconfigures.
+            Assert.Throws<ArgumentException>("access", () => noXo.SetEntry(0x10, 0x500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.X));
+            noXo.SetEntry(0x10, 0x500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            TestTables.Write(noXo, 0x10, 1, TestTables.Read(noXo, 0x10, 1).WithRwx(false, false, true).Raw);
             Assert.Equal(EptStatus.Misconfig, noXo.Translate(0x10000, AccessKind.Execute).Status);
             _p2m.SetEntry(0x10, 0x500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.X);
             Assert.Equal(EptStatus.Ok, _p2m.Translate(0x10000, AccessKind.Execute).Status);
