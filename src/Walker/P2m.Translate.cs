@@ -79,18 +79,69 @@ namespace FastEpt
         }
 
         // The hardware walk. Each slot is read once into `pte`; every decision uses that snapshot.
+        // The common shape (4 levels, no A/D, present well-formed entries, 4K or 2M leaf) runs
+        // straight-line with one combined test per level; anything else continues in the
+        // general loop from the entry already read, so no slot is ever read twice.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private EptTranslation Walk(byte* b, ulong gpa, uint access)
         {
-            ulong table = _rootMfn;
+            if (_levels != 4 || _accessDirty)
+            {
+                ulong* rootSlot = (ulong*)(b + (_rootMfn << EptEntry.PageBits)) + ((gpa >> ShiftOf(_levels)) & (EptEntry.EntriesPerTable - 1));
+                return WalkFrom(b, gpa, access, _levels, rootSlot, Volatile.Read(ref *rootSlot), EptEntry.RwxMask);
+            }
+
+            ulong fastMask = _fastNonLeafMask;      // reserved 6:3, bit 7, 51:MAXPHYADDR
+            uint unusual = _unusualRwx;             // not present, or a misconfiguring rwx
+            ulong frames = _frameCount;
             ulong rights = EptEntry.RwxMask;
-            int level = _levels;
+            int level = 4;
+            ulong* p = (ulong*)(b + (_rootMfn << EptEntry.PageBits)) + ((gpa >> 39) & 511);
+            ulong pte = Volatile.Read(ref *p);
+            ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+            if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+            {
+                rights = pte;
+                level = 3;
+                p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 30) & 511);
+                pte = Volatile.Read(ref *p);
+                next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+                {
+                    rights &= pte;
+                    level = 2;
+                    p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 21) & 511);
+                    pte = Volatile.Read(ref *p);
+                    next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+                    {
+                        rights &= pte;
+                        level = 1;
+                        p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 12) & 511);
+                        pte = Volatile.Read(ref *p);
+                        // PTE: reserved 51:MAXPHYADDR, memory type 2/3/7, not present or bad rwx.
+                        if (((pte & _leafReserved1) | ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) | ((unusual >> (int)(pte & 7)) & 1)) == 0)
+                        {
+                            rights &= pte & EptEntry.RwxMask;
+                            return (access & ~(uint)rights) == 0
+                                ? new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask) | (gpa & EptEntry.PageMask), 1, 0)
+                                : new EptTranslation(EptStatus.Violation, 0, 1, access | (rights << 3));
+                        }
+                    }
+                }
+            }
+
+            // Anything unusual (a superpage, not present, reserved bits...): one shared exit.
+            return WalkFrom(b, gpa, access, level, p, pte, rights & EptEntry.RwxMask);
+        }
+
+        // The general walk from `level`, whose slot `p` was already read into `pte`; `rights` is
+        // the AND of r/w/x over the levels above.
+        private EptTranslation WalkFrom(byte* b, ulong gpa, uint access, int level, ulong* p, ulong pte, ulong rights)
+        {
             int shift = ShiftOf(level);
             while (true)
             {
-                ulong* p = (ulong*)(b + (table << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1));
-                ulong pte = Volatile.Read(ref *p);
-
                 // Not present: violation; bits 3-5 stay 0 (SDM: no permissions for this GPA).
                 if ((pte & EptEntry.RwxMask) == 0)
                 {
@@ -140,9 +191,10 @@ namespace FastEpt
                     Interlocked.Or(ref *p, EptEntry.AccessedBit);
                 }
 
-                table = next;
                 level--;
                 shift -= EptEntry.TableOrder;
+                p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1));
+                pte = Volatile.Read(ref *p);
             }
         }
 

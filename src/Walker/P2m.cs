@@ -54,6 +54,8 @@ namespace FastEpt
         private readonly ulong _leafReserved2;     // 2M PDE: also 20:12
         private readonly ulong _leafReserved3;     // 1G PDPTE: also 29:12, or everything without 1G support
         private readonly uint _badRwx;             // bit n set: rwx value n misconfigures
+        private readonly uint _unusualRwx;         // _badRwx plus "not present" (rwx 0): leave the fast path
+        private readonly ulong _fastNonLeafMask;   // _nonLeafReserved plus bit 7: leave the fast path
 
         private long _maxMappedPfn;
         private long _podEntryCount;
@@ -91,6 +93,8 @@ namespace FastEpt
             _leafReserved2 = high | (((1UL << 21) - 1) & ~EptEntry.PageMask);
             _leafReserved3 = o.Support1G ? high | (((1UL << 30) - 1) & ~EptEntry.PageMask) : ~0UL;
             _badRwx = (1u << 2) | (1u << 6) | (o.ExecuteOnly ? 0u : 1u << 4);
+            _unusualRwx = _badRwx | 1u;
+            _fastNonLeafMask = _nonLeafReserved | EptEntry.SuperPageBit;
 
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (SPEC.md 1.2)

@@ -69,25 +69,31 @@ namespace FastEpt
     /// </summary>
     public readonly struct EptTranslation : IEquatable<EptTranslation>
     {
+        // 16 bytes, so the SysV and Windows x64 ABIs return it in two registers.
+        private readonly ulong _hpa;
+        private readonly uint _qualification;
+        private readonly EptStatus _status;
+        private readonly byte _level;
+
         internal EptTranslation(EptStatus status, ulong hpa, int level, ulong qualification)
         {
-            Hpa = hpa;
-            Qualification = qualification;
-            Status = status;
-            Level = (byte)level;
+            _hpa = hpa;
+            _qualification = (uint)qualification;
+            _status = status;
+            _level = (byte)level;
         }
 
         /// <summary>Ok, Violation or Misconfig.</summary>
-        public EptStatus Status { get; }
+        public EptStatus Status => _status;
 
         /// <summary>The host-physical address for <see cref="EptStatus.Ok"/>; 0 otherwise.</summary>
-        public ulong Hpa { get; }
+        public ulong Hpa => _hpa;
 
         /// <summary>The leaf level for Ok, else the level of the failing entry (5/4 = top … 1 = PTE).</summary>
-        public int Level { get; }
+        public int Level => _level;
 
         /// <summary>Exit-qualification bits 0-6 for a violation; 0 otherwise.</summary>
-        public ulong Qualification { get; }
+        public ulong Qualification => _qualification;
 
         /// <inheritdoc/>
         public bool Equals(EptTranslation other)
