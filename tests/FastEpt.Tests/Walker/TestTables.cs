@@ -47,10 +47,10 @@ namespace FastEpt.Tests.Walker
                     continue;
                 }
 
-                h = (h ^ f) * 1099511628211UL;
+                h = unchecked((h ^ f) * 1099511628211UL);
                 foreach (ulong w in System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(m.Frame(f)))
                 {
-                    h = (h ^ w) * 1099511628211UL;
+                    h = unchecked((h ^ w) * 1099511628211UL);
                 }
             }
 
