@@ -259,8 +259,6 @@ namespace FastEpt
             _region.Dispose();
         }
 
-        internal ref ulong DangerousSlot(ulong hpa) => ref *(ulong*)(_base + hpa);
-
         private byte* Pointer(ulong hpa, ulong length)
         {
             byte* b = Base;
