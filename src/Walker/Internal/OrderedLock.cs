@@ -46,13 +46,16 @@ namespace FastEpt.Internal
 
         public Scope Enter()
         {
-            if (CheckOrder)
+            // Remember whether this acquisition was recorded, so that its release pops exactly
+            // what it pushed even if CheckOrder is switched in between (tests switch it).
+            bool tracked = CheckOrder;
+            if (tracked)
             {
                 CheckBeforeEnter();
             }
 
             _lock.Enter();
-            return new Scope(this);
+            return new Scope(this, tracked);
         }
 
         private void CheckBeforeEnter()
@@ -77,10 +80,11 @@ namespace FastEpt.Internal
             held[t_depth++] = Rank;
         }
 
-        private void Exit()
+        private void Exit(bool tracked)
         {
-            if (CheckOrder && t_depth > 0 && t_held![t_depth - 1] == Rank)
+            if (tracked)
             {
+                Debug.Assert(t_depth > 0 && t_held![t_depth - 1] == Rank, "locks released out of order");
                 t_depth--;
             }
 
@@ -90,10 +94,15 @@ namespace FastEpt.Internal
         public readonly ref struct Scope
         {
             private readonly OrderedLock _owner;
+            private readonly bool _tracked;
 
-            public Scope(OrderedLock owner) => _owner = owner;
+            public Scope(OrderedLock owner, bool tracked)
+            {
+                _owner = owner;
+                _tracked = tracked;
+            }
 
-            public void Dispose() => _owner.Exit();
+            public void Dispose() => _owner.Exit(_tracked);
         }
     }
 }

@@ -74,6 +74,32 @@ namespace FastEpt.Tests.Internal
         }
 
         [Fact]
+        public void Exit_CheckerSwitchedOffWhileHeld_LeavesNoStaleRank()
+        {
+            // Regression: a rank pushed while checking was on must be popped on release even if
+            // checking was switched off meanwhile, or the next lower-rank lock fails spuriously.
+            var p2m = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            var pod = new OrderedLock(OrderedLock.PodRank, "pod");
+            bool saved = OrderedLock.CheckOrder;
+            try
+            {
+                OrderedLock.CheckOrder = true;
+                OrderedLock.Scope s = pod.Enter();
+                OrderedLock.CheckOrder = false;
+                s.Dispose();
+                OrderedLock.CheckOrder = true;
+                using (p2m.Enter())
+                {
+                    Assert.True(p2m.IsHeldByCurrentThread);
+                }
+            }
+            finally
+            {
+                OrderedLock.CheckOrder = saved;
+            }
+        }
+
+        [Fact]
         public void PodPopulate_TakesP2mThenPod_PassesTheChecker()
         {
             bool ok = WithChecking(() =>
