@@ -221,7 +221,7 @@ namespace FastEpt
                     ulong oldTable = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     bool replacesTable = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0
                                          && _tables.Contains(oldTable);
-                    long oldPod = replacesTable ? CountPod(b, oldTable, level - 1) : PodCount(old, level);
+                    long oldPod = replacesTable ? PodGfnsInTable(b, oldTable, level - 1) : PodGfnsInEntry(old, level);
                     if (Interlocked.CompareExchange(ref *slot, word, old) != old)
                     {
                         continue;   // the walker set A/D meanwhile: rebuild from the new snapshot
@@ -286,12 +286,12 @@ namespace FastEpt
             }
         }
 
-        private static long PodCount(ulong pte, int level)
+        private static long PodGfnsInEntry(ulong pte, int level)
             => IsValid(pte) && (pte & EptEntry.RwxMask) == 0 && TypeOf(pte) == P2mType.PopulateOnDemand
                 ? 1L << (EptEntry.TableOrder * (level - 1))
                 : 0;
 
-        private long CountPod(byte* b, ulong table, int level)
+        private long PodGfnsInTable(byte* b, ulong table, int level)
         {
             long n = 0;
             ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
@@ -301,11 +301,11 @@ namespace FastEpt
                 ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
                 if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                 {
-                    n += _tables.Contains(child) ? CountPod(b, child, level - 1) : 0;
+                    n += _tables.Contains(child) ? PodGfnsInTable(b, child, level - 1) : 0;
                 }
                 else
                 {
-                    n += PodCount(pte, level);
+                    n += PodGfnsInEntry(pte, level);
                 }
             }
 
