@@ -30,6 +30,7 @@ $Configuration = 'Release'
 $ResultsDir = Join-Path $RootDir 'artifacts/test-results'
 $NativeDir = Join-Path $RootDir 'native'
 $NativeBuildDir = Join-Path $NativeDir 'build'
+$PackagesDir = Join-Path $RootDir 'artifacts/packages'
 
 $env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
 $env:DOTNET_NOLOGO = '1'
@@ -40,7 +41,9 @@ function Write-Usage {
 Usage: ./build.ps1 <verb> [args...]
 
 Verbs:
-  test           restore, build ($Configuration) and run every test project;
+  test           check the generated P/Invoke bindings, build native/ (CMake) and
+                 run its CTest suite (sanitized C driver, example), restore, build
+                 ($Configuration) and pack, then run every .NET test project;
                  ends with one line 'N passed, N failed[, N skipped]'
   bench [args]   restore, build ($Configuration) and run bench/FastEpt.Bench;
                  with no args runs '--quick' (Perf_Translate, short job);
@@ -85,18 +88,58 @@ function Assert-Prerequisites {
     }
 }
 
-# Hook for the native twin: configures and builds native/ with CMake once it exists.
+# Configures and builds the native twin (native/) with CMake: the fastept library, the
+# sanitized C test driver, the example and the layout program that the tests run.
 function Invoke-NativeBuild {
     Write-Banner 'Building native library'
-    if (-not (Test-Path (Join-Path $NativeDir 'CMakeLists.txt') -PathType Leaf)) {
-        Write-Host 'no native library yet (native/CMakeLists.txt does not exist); skipping'
-        return
-    }
     if (-not (Test-Command 'cmake')) {
         throw 'build.ps1: cmake is required to build native/'
     }
     Invoke-Step 'cmake' @('-S', $NativeDir, '-B', $NativeBuildDir, '-DCMAKE_BUILD_TYPE=Release')
     Invoke-Step 'cmake' @('--build', $NativeBuildDir, '--config', 'Release', '--parallel')
+}
+
+# Runs the native tests (CTest).
+function Invoke-NativeTest {
+    Write-Banner 'Running native tests (CTest)'
+    Invoke-Step 'ctest' @('--test-dir', $NativeBuildDir, '-C', 'Release', '--output-on-failure')
+}
+
+# Regenerates the P/Invoke bindings from native/include/fastept.h into a scratch folder and
+# fails if they differ from the committed ones (needs Python with libclang's bindings).
+function Assert-GeneratedBindings {
+    Write-Banner 'Checking generated bindings against native/include/fastept.h'
+    $python = @('python3', 'python') | Where-Object { Test-Command $_ } | Select-Object -First 1
+    if (-not $python) {
+        throw 'build.ps1: Python 3 with the libclang bindings (pip install libclang) is required'
+    }
+    $scratch = Join-Path ([System.IO.Path]::GetTempPath()) ([System.IO.Path]::GetRandomFileName())
+    Invoke-Step $python @((Join-Path $NativeDir 'tools/gen_bindings.py'), '--out-dir', $scratch)
+    $stale = @()
+    foreach ($path in @('src/Interop/Generated', 'native/tests/layout.g.c')) {
+        $committed = @(Get-ChildItem -LiteralPath (Join-Path $RootDir $path) -File -Recurse)
+        foreach ($file in $committed) {
+            $relative = [System.IO.Path]::GetRelativePath($RootDir, $file.FullName)
+            $fresh = Join-Path $scratch $relative
+            if (-not (Test-Path $fresh) -or ((Get-Content -Raw $fresh) -ne (Get-Content -Raw $file.FullName))) {
+                $stale += $relative
+            }
+        }
+    }
+    Remove-Item -Recurse -Force $scratch
+    if ($stale.Count -gt 0) {
+        throw "build.ps1: generated bindings are out of date ($($stale -join ', ')); run native/tools/gen_bindings.py"
+    }
+    Write-Host 'generated bindings are up to date'
+}
+
+# Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages.
+function Invoke-Pack {
+    Write-Banner 'Packing NuGet packages'
+    if (Test-Path $PackagesDir) {
+        Remove-Item -Recurse -Force $PackagesDir
+    }
+    Invoke-Step 'dotnet' @('pack', 'FastEpt.sln', '-c', $Configuration, '--no-build', '-o', $PackagesDir)
 }
 
 function Invoke-RestoreAndBuild {
@@ -119,8 +162,11 @@ function Get-TrxCounter([xml]$Trx, [string]$Name) {
 
 function Invoke-Test {
     Assert-Prerequisites
+    Assert-GeneratedBindings
     Invoke-NativeBuild
+    Invoke-NativeTest
     Invoke-RestoreAndBuild
+    Invoke-Pack
 
     Write-Banner "Running tests ($Configuration)"
     if (Test-Path $ResultsDir) {

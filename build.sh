@@ -17,6 +17,7 @@ configuration=Release
 results_dir="$root_dir/artifacts/test-results"
 native_dir="$root_dir/native"
 native_build_dir="$native_dir/build"
+packages_dir="$root_dir/artifacts/packages"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
@@ -27,7 +28,9 @@ usage() {
 Usage: ./build.sh <verb> [args...]
 
 Verbs:
-  test           restore, build ($configuration) and run every test project;
+  test           check the generated P/Invoke bindings, build native/ (CMake) and
+                 run its CTest suite (sanitized C driver, example), restore, build
+                 ($configuration) and pack, then run every .NET test project;
                  ends with one line 'N passed, N failed[, N skipped]'
   bench [args]   restore, build ($configuration) and run bench/FastEpt.Bench;
                  with no args runs '--quick' (Perf_Translate, short job);
@@ -105,16 +108,68 @@ ensure_prerequisites() {
     fi
 }
 
-# Hook for the native twin: configures and builds native/ with CMake once it exists.
+# Configures and builds the native twin (native/) with CMake: libfastept.so (Release, -O2,
+# -fPIC), which the Interop project copies next to every managed output, plus the sanitized
+# C test driver, the example and the layout program that the tests run.
 build_native() {
     banner "Building native library"
-    if [ ! -f "$native_dir/CMakeLists.txt" ]; then
-        echo "no native library yet (native/CMakeLists.txt does not exist); skipping"
-        return 0
-    fi
     command -v cmake >/dev/null 2>&1 || die "cmake is required to build native/; install it (apt-get install cmake)"
     cmake -S "$native_dir" -B "$native_build_dir" -DCMAKE_BUILD_TYPE=Release
     cmake --build "$native_build_dir" --config Release --parallel
+}
+
+# Runs the native tests (CTest): the ASan/UBSan test driver over tests/Data, the example
+# program and the header's C99/C++ compile checks.
+test_native() {
+    banner "Running native tests (CTest)"
+    ctest --test-dir "$native_build_dir" --output-on-failure
+}
+
+# Prints a Python interpreter that can import libclang's bindings (python3-clang-14), or
+# nothing. Debian's package installs them for /usr/bin/python3, which may not be the first
+# python3 on PATH.
+python_with_libclang() {
+    local candidate
+    for candidate in /usr/bin/python3 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import clang.cindex' >/dev/null 2>&1; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+}
+
+# The P/Invoke bindings in src/Interop/Generated and native/tests/layout.g.c are generated
+# from native/include/fastept.h and committed. Regenerate them into a scratch folder and fail
+# if they differ from what is committed: the header and the bindings must never drift apart.
+check_generated_bindings() {
+    banner "Checking generated bindings against native/include/fastept.h"
+    ensure_apt_packages python3-clang-14 libclang1-14
+    local python
+    python="$(python_with_libclang)"
+    [ -n "$python" ] || die "no Python with libclang bindings; install python3-clang-14 (apt-get install python3-clang-14)"
+    local scratch
+    scratch="$(mktemp -d)"
+    "$python" "$native_dir/tools/gen_bindings.py" --out-dir "$scratch"
+    local rc=0 path
+    for path in src/Interop/Generated native/tests/layout.g.c; do
+        if ! diff -ru "$root_dir/$path" "$scratch/$path"; then
+            rc=1
+        fi
+    done
+    rm -rf "$scratch"
+    if [ "$rc" -ne 0 ]; then
+        die "generated bindings are out of date; run: $python native/tools/gen_bindings.py (and commit the result)"
+    fi
+    echo "generated bindings are up to date"
+}
+
+# Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages; a test
+# installs them into a fresh project from there.
+pack_packages() {
+    banner "Packing NuGet packages"
+    rm -rf "$packages_dir"
+    dotnet pack FastEpt.sln -c "$configuration" --no-build -o "$packages_dir"
 }
 
 restore_and_build() {
@@ -134,8 +189,11 @@ trx_counter() {
 
 run_tests() {
     ensure_prerequisites
+    check_generated_bindings
     build_native
+    test_native
     restore_and_build
+    pack_packages
 
     banner "Running tests ($configuration)"
     rm -rf "$results_dir"

@@ -4,6 +4,7 @@
 using System;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
+using FastEpt.Interop;
 
 namespace FastEpt.Bench
 {
@@ -25,7 +26,9 @@ namespace FastEpt.Bench
 
         private DefaultGuest? _guest;
         private P2m _p2m = null!;
+        private NativeWalker _native = null!;
         private ulong[] _gpas = [];
+        private EptTranslation[] _results = [];
         private ulong* _chain;
 
         /// <summary>Builds the default guest, the GPA set and the dependent-load chain.</summary>
@@ -34,8 +37,11 @@ namespace FastEpt.Bench
         {
             _guest = DefaultGuest.Create();
             _p2m = _guest.P2m;
+            _native = new NativeWalker(_p2m);
             _gpas = DefaultGuest.RandomGpas(GpaCount, GpaSeed);
+            _results = new EptTranslation[GpaCount];
             _guest.Verify(_gpas);
+            VerifyNative();
 
             // Native and page-aligned, like the EPT tables themselves.
             _chain = (ulong*)NativeMemory.AlignedAlloc((nuint)ChainLength * sizeof(ulong), DefaultGuest.PageSize);
@@ -49,6 +55,7 @@ namespace FastEpt.Bench
             _guest?.Dispose();
             _guest = null;
             _p2m = null!;
+            _native = null!;
             NativeMemory.AlignedFree(_chain);
             _chain = null;
         }
@@ -67,6 +74,40 @@ namespace FastEpt.Bench
 
             // Returned so the JIT cannot drop the walks as dead code.
             return sum;
+        }
+
+        /// <summary>
+        /// The native twin (libfastept) walking the same tables for the same GPAs, one P/Invoke
+        /// call per GPA (<see cref="NativeWalker.Translate"/>): the managed walker's yardstick.
+        /// </summary>
+        [Benchmark(OperationsPerInvoke = GpaCount)]
+        public ulong NativeTranslate()
+        {
+            NativeWalker native = _native;
+            ulong[] gpas = _gpas;
+            ulong sum = 0;
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                sum += native.Translate(gpas[i], AccessKind.Read).Hpa;
+            }
+
+            return sum;
+        }
+
+        /// <summary>All GPAs in one managed call: <see cref="P2m.TranslateBatch"/>.</summary>
+        [Benchmark(OperationsPerInvoke = GpaCount)]
+        public ulong TranslateBatch()
+        {
+            _p2m.TranslateBatch(_gpas, AccessKind.Read, _results);
+            return _results[^1].Hpa;
+        }
+
+        /// <summary>All GPAs in one native call: <see cref="NativeWalker.TranslateBatch"/>.</summary>
+        [Benchmark(OperationsPerInvoke = GpaCount)]
+        public ulong NativeTranslateBatch()
+        {
+            _native.TranslateBatch(_gpas, AccessKind.Read, _results);
+            return _results[^1].Hpa;
         }
 
         /// <summary>The Xen-style lookup of each GPA's frame: <see cref="P2m.GetEntry"/>.</summary>
@@ -130,6 +171,20 @@ namespace FastEpt.Bench
             }
 
             return sum;
+        }
+
+        // The native numbers mean nothing unless the native walker gives the managed answers.
+        private void VerifyNative()
+        {
+            for (int i = 0; i < _gpas.Length; i++)
+            {
+                EptTranslation managed = _p2m.Translate(_gpas[i], AccessKind.Read);
+                EptTranslation native = _native.Translate(_gpas[i], AccessKind.Read);
+                if (managed != native)
+                {
+                    throw new InvalidOperationException($"Native and managed walks differ for GPA 0x{_gpas[i]:X}: {native} vs {managed}.");
+                }
+            }
         }
 
         // Sattolo's algorithm: a uniformly random permutation that is one single cycle, so

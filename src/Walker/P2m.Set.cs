@@ -37,7 +37,12 @@ namespace FastEpt
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
         }
 
-        private void ValidateSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        /// <summary>
+        /// The argument checks of <see cref="SetEntry"/>: throws exactly what it throws for bad
+        /// arguments, changes nothing. Internal so that FastEpt.Interop's native writer reports
+        /// the same errors.
+        /// </summary>
+        internal void ValidateSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
             if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
             {

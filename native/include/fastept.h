@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 FastEpt contributors */
+
+/*
+ * fastept.h - the native twin of FastEpt's EPT walker.
+ *
+ * A C99 library over the same memory layout as the managed FastEpt.P2m: host memory is one
+ * byte range of 4 KiB frames (frame n at host_base + n * 4096), EPT tables are frames in it,
+ * and an EPTP names the root. Everything here is plain data and plain functions: no global
+ * state, no allocation, no locks. Readers (translate, get_entry) may run on any number of
+ * threads alongside one writer (set_entry); writers must be serialised by the caller.
+ *
+ * The bit layout of an entry, the walk rules (Intel SDM Vol. 3C 29.3) and the p2m semantics
+ * (Xen's ept_set_entry / ept_get_entry) are those documented for the managed library:
+ * for the same memory and the same arguments both produce bit-identical results.
+ */
+
+#ifndef FASTEPT_H
+#define FASTEPT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this header's ABI: bumped whenever a struct or signature changes. */
+enum fastept_abi {
+    FASTEPT_ABI_VERSION = 1
+};
+
+/* Outcome of one walk (same values as FastEpt.EptStatus). */
+enum fastept_status {
+    FASTEPT_STATUS_OK = 0,            /* translated: hpa is valid */
+    FASTEPT_STATUS_VIOLATION = 1,     /* EPT violation: not present or insufficient rights */
+    FASTEPT_STATUS_MISCONFIG = 2,     /* EPT misconfiguration: a malformed entry on the walk */
+    FASTEPT_STATUS_BAD_ARGUMENT = 255 /* GPA, access or walker out of range: nothing was read */
+};
+
+/* Access kinds, combinable (same values as FastEpt.AccessKind). */
+enum fastept_access {
+    FASTEPT_ACCESS_READ = 1,
+    FASTEPT_ACCESS_WRITE = 2,
+    FASTEPT_ACCESS_EXECUTE = 4
+};
+
+/* CPU and domain capabilities in fastept_walker.caps (FastEpt.P2mOptions equivalents). */
+enum fastept_caps {
+    FASTEPT_CAP_EXECUTE_ONLY = 1,        /* execute-only entries allowed (P2mOptions.ExecuteOnly) */
+    FASTEPT_CAP_1G = 2,                  /* 1 GiB pages allowed (P2mOptions.Support1G) */
+    FASTEPT_CAP_PML = 4,                 /* page-modification logging (P2mOptions.PmlEnabled) */
+    FASTEPT_CAP_PAGING_WRITE = 8,        /* paging-write bit usable (P2mOptions.PagingWriteSupported) */
+    FASTEPT_CAP_EXEC_SUPERPAGES = 16,    /* superpages may keep x (P2mOptions.ExecutableSuperpages) */
+    FASTEPT_CAP_IOREQ_CLAIMS_WRITES = 32 /* an ioreq server claims writes (P2mOptions.IoreqServerClaimsWrites) */
+};
+
+/* Page orders accepted by fastept_set_entry (same values as FastEpt.PageOrder). */
+enum fastept_order {
+    FASTEPT_ORDER_4K = 0,
+    FASTEPT_ORDER_2M = 9,
+    FASTEPT_ORDER_1G = 18
+};
+
+/* Suppress-#VE modes for fastept_set_entry (same values as FastEpt.SuppressVe). */
+enum fastept_suppress_ve {
+    FASTEPT_SVE_INHERIT = 0,
+    FASTEPT_SVE_CLEAR = 1,
+    FASTEPT_SVE_SET = 2
+};
+
+/* Return codes of the functions that change or check state. */
+enum fastept_result {
+    FASTEPT_OK = 0,
+    FASTEPT_ERR_RANGE = -1,      /* an argument is outside its range or enum; nothing changed */
+    FASTEPT_ERR_ALIGN = -2,      /* gfn or mfn not aligned to the order; nothing changed */
+    FASTEPT_ERR_PERMISSION = -3, /* type + access would misconfigure (write without read, unsupported execute-only) */
+    FASTEPT_ERR_NO_FRAMES = -4   /* the frame pool is too small; nothing was published or consumed */
+};
+
+/* Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid. */
+#define FASTEPT_INVALID_MFN UINT64_C(0xFFFFFFFFFFFFFFFF)
+
+/* One EPT hierarchy in host memory and the CPU it is walked as. */
+typedef struct fastept_walker {
+    uint8_t *host_base;         /* address of host frame 0 */
+    uint64_t host_frames;       /* host memory size in 4 KiB frames: table pointers at or above are misconfigurations */
+    uint64_t eptp;              /* root HPA | (levels - 1) << 3 | memory type | A/D enable (bit 6) */
+    uint64_t max_mapped_pfn;    /* get_entry: GFNs above it are holes without a walk; set_entry raises it; UINT64_MAX: always walk */
+    uint32_t address_bits;      /* guest-physical address width: 21 .. 12 + 9 * levels */
+    uint32_t host_address_bits; /* MAXPHYADDR: 32 .. 52 */
+    uint32_t caps;              /* FASTEPT_CAP_* flags */
+    uint32_t default_access;    /* p2m access recorded in new middle entries (P2mOptions.DefaultAccess; 7 = rwx) */
+} fastept_walker;
+
+/* The result of one walk; the same 16 bytes as FastEpt.EptTranslation. */
+typedef struct fastept_translation {
+    uint64_t hpa;           /* host-physical address for FASTEPT_STATUS_OK, else 0 */
+    uint32_t qualification; /* violation: exit-qualification bits 0-2 (access) and 3-5 (effective rwx); else 0 */
+    uint8_t status;         /* FASTEPT_STATUS_* */
+    uint8_t level;          /* leaf level for OK, else the failing level (5/4 = top .. 1 = PTE) */
+    uint8_t reserved[2];    /* always 0 */
+} fastept_translation;
+
+/* What the p2m says about one GFN (FastEpt.P2mEntry); a hole is INVALID_MFN, type 4 (mmio_dm), access 0, suppress_ve 1. */
+typedef struct fastept_entry {
+    uint64_t mfn;        /* this GFN's own frame (superpage base + offset), or FASTEPT_INVALID_MFN */
+    uint8_t type;        /* p2m type (FastEpt.P2mType value) */
+    uint8_t access;      /* p2m access (FastEpt.P2mAccess value) */
+    uint8_t suppress_ve; /* 0 or 1 */
+    uint8_t is_mapped;   /* 1 for any valid entry, including populate-on-demand and paging types */
+    int32_t order;       /* 0/9/18 for a mapping; for a hole the order where the walk stopped; -1: bad argument */
+} fastept_entry;
+
+/* What fastept_set_entry did besides publishing its entry. */
+typedef struct fastept_set_result {
+    uint64_t retired_table; /* root MFN of a table subtree the call unlinked (free it once no reader can be inside), or FASTEPT_INVALID_MFN */
+    int64_t pod_delta;      /* change in the number of populate-on-demand GFNs (Xen's pod.entry_count) */
+    uint32_t retired_level; /* level of that table (1 = page table), 0 if none */
+    uint32_t frames_used;   /* how many frames from the front of the pool the call linked into the tree */
+} fastept_set_result;
+
+/* Returns FASTEPT_ABI_VERSION of the compiled library. */
+uint32_t fastept_abi_version(void);
+
+/* Builds an EPTP for a root table: root_mfn << 12 | (levels - 1) << 3 | write-back | A/D bit when access_dirty. */
+uint64_t fastept_make_eptp(uint64_t root_mfn, uint32_t levels, uint32_t access_dirty);
+
+/* Returns FASTEPT_OK if every walker field is in range (root inside host memory, levels 4 or 5, widths valid), else FASTEPT_ERR_RANGE. */
+int32_t fastept_walker_check(const fastept_walker *walker);
+
+/* Walks gpa for access (FASTEPT_ACCESS_* bits) exactly as the CPU does; lock-free; sets A/D atomically when the EPTP enables them. */
+fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access);
+
+/* Translates count GPAs into results[0 .. count); returns the number written (count). */
+uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results);
+
+/* Looks up gfn as Xen's get_entry does (no populate-on-demand); lock-free; never changes a table. */
+fastept_entry fastept_get_entry(const fastept_walker *walker, uint64_t gfn);
+
+/* Maps 2^order frames (type 1 = invalid removes); builds tables from pool frames in private, publishes with one compare-exchange; callers serialise writers. */
+int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, fastept_set_result *result);
+
+/* Lists the table frames of a subtree (table at level, e.g. a retired one) into out[0 .. capacity); returns how many there are in all. */
+uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTEPT_H */

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 FastEpt contributors */
+
+/*
+ * walk.c - the hardware walk: fastept_translate and fastept_translate_batch.
+ *
+ * The rules are those of Intel SDM Vol. 3C 29.3 as the managed P2m.Walk/WalkFrom apply them:
+ *  - an entry with r/w/x = 000 is not present: EPT violation at that level, qualification =
+ *    the access only (bits 3-5 stay 0: the GPA has no permissions at all);
+ *  - write-without-read (rwx 010 / 110) and, without the execute-only capability, rwx 100 are
+ *    misconfigurations (29.3.3.1), checked before anything else in the entry;
+ *  - a non-leaf entry must have bits 6:3 and 51:MAXPHYADDR clear, and (FastEpt) point inside
+ *    host memory, else misconfiguration;
+ *  - a leaf (level 1, or bit 7 at level 2/3) must have bits 51:MAXPHYADDR clear, an aligned
+ *    frame field (20:12 for 2M, 29:12 for 1G), 1G only with the capability, and a memory type
+ *    other than 2, 3, 7; bit 7 at level 4/5 is reserved. Misconfiguration wins over violation;
+ *  - the effective rights are the AND of r/w/x over every level; a violation reports them in
+ *    exit-qualification bits 3-5 next to the access in bits 0-2 (27.2.1, Table 27-7);
+ *  - with EPTP bit 6 the walk sets the accessed flag of every non-leaf entry it uses (as it
+ *    goes, even if the walk fails further down) and, only for a successful translation, the
+ *    accessed flag of the leaf plus its dirty flag for a write (29.3.5), with atomic ORs.
+ * Every slot is loaded exactly once; all decisions about it use that snapshot.
+ */
+
+#include "internal.h"
+
+/*
+ * Forced inlining keeps the walk's parameters in registers in both entry points; the hot
+ * path is instruction-bound once the tables are cached, so this is worth a compiler hint.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define EPT_HOT static inline __attribute__((always_inline))
+#define EPT_COLD static __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define EPT_HOT static __forceinline
+#define EPT_COLD static __declspec(noinline)
+#else
+#define EPT_HOT static inline
+#define EPT_COLD static
+#endif
+
+/* What the fast path needs, copied into locals once per call (or once per batch). */
+struct walk_ctx {
+    uint8_t *base;
+    uint64_t frame_limit;   /* host memory size in bytes, capped above the largest frame field */
+    uint64_t root_slots;    /* byte offset of the root table */
+    uint64_t leaf_mask;     /* bits 51:MAXPHYADDR (a PTE's reserved bits) | r */
+    uint64_t pointer_mask;  /* leaf_mask | bits 7:3 */
+    unsigned levels;
+    int ad;
+};
+
+static inline fastept_translation ept_result(uint8_t status, uint64_t hpa, unsigned level, uint32_t qualification)
+{
+    fastept_translation t;
+    t.hpa = hpa;
+    t.qualification = qualification;
+    t.status = status;
+    t.level = (uint8_t)level;
+    t.reserved[0] = 0;
+    t.reserved[1] = 0;
+    return t;
+}
+
+static inline fastept_translation ept_bad_argument(void)
+{
+    return ept_result(FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+}
+
+/* Fills *c from a walker that passed ept_walker_usable. */
+EPT_HOT void ept_ctx(const fastept_walker *w, struct walk_ctx *c)
+{
+    c->base = w->host_base;
+    /* A frame field (bits 51:12, in place) at or above this names no host frame. */
+    c->frame_limit = w->host_frames > EPT_MFN_FIELD_MAX ? EPT_MFN_MASK + 1 : w->host_frames << EPT_PAGE_BITS;
+    c->root_slots = w->eptp & EPT_MFN_MASK;
+    c->levels = ept_levels_of(w->eptp);
+    c->ad = ept_ad_of(w->eptp);
+    c->leaf_mask = ept_high_reserved(w->host_address_bits) | 1u;
+    c->pointer_mask = c->leaf_mask | UINT64_C(0xF8);
+}
+
+/* Leaf A/D update: one atomic OR, only when a wanted flag is still clear in the snapshot. */
+static inline void ept_set_accessed_dirty(uint64_t *slot, uint64_t pte, uint32_t access)
+{
+    uint64_t want = EPT_ACCESSED | ((access & FASTEPT_ACCESS_WRITE) != 0 ? EPT_DIRTY : 0);
+    if ((pte & want) != want) {
+        /* A writer's compare-exchange on this slot then fails and it rebuilds from a fresh read. */
+        ept_or(slot, want);
+    }
+}
+
+/*
+ * The general walk (the managed WalkFrom), from `level`, whose slot was already read into
+ * `pte`; `rights` is the r/w/x AND over the levels above. Every rule in the hardware's order;
+ * the fast path hands over anything it does not handle itself, so no slot is read twice.
+ */
+EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa, uint32_t access, unsigned level,
+                                           uint64_t *slot, uint64_t pte, uint64_t rights)
+{
+    uint8_t *base = w->host_base;
+    const uint64_t frames = w->host_frames;
+    const uint64_t high = ept_high_reserved(w->host_address_bits);
+    const uint64_t non_leaf_reserved = high | UINT64_C(0x78);          /* bits 6:3 and 51:MAXPHYADDR */
+    /* Bit n set: rwx value n misconfigures - write without read always, execute-only without
+       the capability (SDM 29.3.3.1). */
+    const uint32_t bad_rwx = (1u << 2) | (1u << 6) | ((w->caps & FASTEPT_CAP_EXECUTE_ONLY) != 0 ? 0u : 1u << 4);
+    const int ad = ept_ad_of(w->eptp);
+    unsigned shift = EPT_PAGE_BITS + EPT_TABLE_ORDER * (level - 1);
+    for (;;) {
+        uint64_t rwx = pte & EPT_RWX_MASK;
+        if (rwx == 0) {
+            /* Not present: bits 3-5 stay 0 (the GPA has no permissions at all). */
+            return ept_result(FASTEPT_STATUS_VIOLATION, 0, level, access);
+        }
+
+        if (((bad_rwx >> rwx) & 1u) != 0) {
+            return ept_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
+        }
+
+        if (level == 1 || (pte & EPT_SUPERPAGE) != 0) {
+            /* A leaf: PML4E/PML5E bit 7 is reserved, 1G needs the capability, the frame must be
+               aligned to the page, memory types 2, 3 and 7 are reserved. */
+            uint64_t reserved = level == 1 ? high
+                                : level == 2 ? high | UINT64_C(0x1FF000)
+                                : level == 3 && (w->caps & FASTEPT_CAP_1G) != 0 ? high | UINT64_C(0x3FFFF000)
+                                : ~UINT64_C(0);
+            if ((pte & reserved) != 0 || ((EPT_BAD_MEMTYPES >> ((pte >> EPT_MEMTYPE_SHIFT) & 7)) & 1u) != 0) {
+                return ept_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
+            }
+
+            rights &= rwx;
+            if ((access & ~(uint32_t)rights) != 0) {
+                return ept_result(FASTEPT_STATUS_VIOLATION, 0, level, access | (uint32_t)(rights << 3));
+            }
+
+            if (ad) {
+                ept_set_accessed_dirty(slot, pte, access);
+            }
+
+            uint64_t offset_mask = (UINT64_C(1) << shift) - 1;
+            return ept_result(FASTEPT_STATUS_OK, (pte & EPT_MFN_MASK & ~offset_mask) | (gpa & offset_mask), level, 0);
+        }
+
+        uint64_t next = ept_mfn_of(pte);
+        if ((pte & non_leaf_reserved) != 0 || next >= frames) {
+            return ept_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
+        }
+
+        rights &= rwx;
+        if (ad && (pte & EPT_ACCESSED) == 0) {
+            ept_or(slot, EPT_ACCESSED);
+        }
+
+        level--;
+        shift -= EPT_TABLE_ORDER;
+        slot = ept_slot(base, next, gpa >> EPT_PAGE_BITS, level);
+        pte = ept_load(slot);
+    }
+}
+
+/*
+ * One step down the fast path: if *pte (read from *slot) is a readable pointer with bits 7:3
+ * and 51:MAXPHYADDR clear and its table inside host memory (a subset of the well-formed
+ * pointers: an odd rwx can never misconfigure), set its accessed flag when A/D is on, AND its
+ * rights in and read the slot of the next level that `shift` selects. Otherwise return 0
+ * having changed nothing: the general walk decides.
+ */
+EPT_HOT int ept_descend(const struct walk_ctx *c, int ad, uint64_t gpa, unsigned shift, uint64_t **slot,
+                        uint64_t *pte, uint64_t *rights)
+{
+    uint64_t e = *pte;
+    uint64_t next = e & EPT_MFN_MASK;
+    if ((e & c->pointer_mask) != 1u || next >= c->frame_limit) {
+        return 0;
+    }
+
+    if (ad && (e & EPT_ACCESSED) == 0) {
+        ept_or(*slot, EPT_ACCESSED);
+    }
+
+    *rights &= e;
+    *slot = (uint64_t *)(void *)(c->base + next) + ((gpa >> shift) & (EPT_ENTRIES - 1));
+    *pte = ept_load(*slot);
+    return 1;
+}
+
+/*
+ * The walk: the common shape (readable well-formed pointers down to a readable 4K leaf that
+ * translates) straight-line with one or two tests per level, unrolled; anything else goes on
+ * in ept_walk_from with the snapshot already read. `ad` is a constant at each call site (see
+ * ept_walk), so the A/D code disappears from walks that do not need it.
+ */
+EPT_HOT fastept_translation ept_walk_ad(const fastept_walker *w, const struct walk_ctx *c, int ad, uint64_t gpa,
+                                        uint32_t access)
+{
+    unsigned level = c->levels;
+    uint64_t rights = EPT_RWX_MASK;
+    uint64_t *slot = (uint64_t *)(void *)(c->base + c->root_slots)
+                     + ((gpa >> (EPT_PAGE_BITS + EPT_TABLE_ORDER * (level - 1))) & (EPT_ENTRIES - 1));
+    uint64_t pte = ept_load(slot);
+    if (level == 5) {
+        if (!ept_descend(c, ad, gpa, 39, &slot, &pte, &rights)) {
+            goto general;
+        }
+
+        level = 4;
+    }
+
+    if (!ept_descend(c, ad, gpa, 30, &slot, &pte, &rights)) {
+        goto general;
+    }
+
+    level = 3;
+    if (!ept_descend(c, ad, gpa, 21, &slot, &pte, &rights)) {
+        goto general;
+    }
+
+    level = 2;
+    if (!ept_descend(c, ad, gpa, 12, &slot, &pte, &rights)) {
+        goto general;
+    }
+
+    level = 1;
+    /* A readable PTE (so rwx cannot misconfigure) without reserved bits 51:MAXPHYADDR, with a
+       defined memory type, granting the access. */
+    if ((pte & c->leaf_mask) == 1u && ((EPT_BAD_MEMTYPES >> ((pte >> EPT_MEMTYPE_SHIFT) & 7)) & 1u) == 0
+        && (access & ~(uint32_t)(rights & pte)) == 0) {
+        if (ad) {
+            ept_set_accessed_dirty(slot, pte, access);
+        }
+
+        return ept_result(FASTEPT_STATUS_OK, (pte & EPT_MFN_MASK) | (gpa & EPT_OFFSET_MASK), 1, 0);
+    }
+
+general:
+    return ept_walk_from(w, gpa, access, level, slot, pte, rights & EPT_RWX_MASK);
+}
+
+EPT_HOT fastept_translation ept_walk(const fastept_walker *w, const struct walk_ctx *c, uint64_t gpa, uint32_t access)
+{
+    return c->ad ? ept_walk_ad(w, c, 1, gpa, access) : ept_walk_ad(w, c, 0, gpa, access);
+}
+
+fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access)
+{
+    if (!ept_walker_usable(walker) || access - 1u >= 7u || (gpa >> walker->address_bits) != 0) {
+        return ept_bad_argument();
+    }
+
+    struct walk_ctx c;
+    ept_ctx(walker, &c);
+    return ept_walk(walker, &c, gpa, access);
+}
+
+uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count,
+                                 uint32_t access, fastept_translation *results)
+{
+    if (count == 0 || gpas == NULL || results == NULL) {
+        return 0;
+    }
+
+    if (!ept_walker_usable(walker) || access - 1u >= 7u) {
+        for (uint64_t i = 0; i < count; i++) {
+            results[i] = ept_bad_argument();
+        }
+
+        return count;
+    }
+
+    struct walk_ctx c;
+    ept_ctx(walker, &c);
+    const uint32_t address_bits = walker->address_bits;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t gpa = gpas[i];
+        results[i] = (gpa >> address_bits) != 0 ? ept_bad_argument() : ept_walk(walker, &c, gpa, access);
+    }
+
+    return count;
+}
