@@ -20,6 +20,8 @@ namespace FastEpt.Bench
     /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_Translate"/> with a
     /// short in-process job, for a table in well under a minute.</item>
     /// <item><c>--full</c>: every benchmark class with BenchmarkDotNet's default job.</item>
+    /// <item><c>--ratio</c>: managed against native walks timed interleaved (<see cref="InterleavedRatio"/>),
+    /// for ratios that a noisy machine cannot skew.</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
     /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...).</item>
     /// </list>
@@ -29,6 +31,7 @@ namespace FastEpt.Bench
     {
         private const string QuickFlag = "--quick";
         private const string FullFlag = "--full";
+        private const string RatioFlag = "--ratio";
 
         /// <summary>Runs the benchmarks that <paramref name="args"/> select.</summary>
         public static int Main(string[] args)
@@ -37,6 +40,11 @@ namespace FastEpt.Bench
             ConsoleLogger.Default.WriteLineWarning("Benchmarks are running in a DEBUG build: numbers are meaningless. Use -c Release.");
             ConsoleLogger.Default.WriteLine();
 #endif
+            if (args.Length == 1 && args[0] == RatioFlag)
+            {
+                return InterleavedRatio.Run();
+            }
+
             bool quick = args.Length == 0 || args.Contains(QuickFlag);
             bool full = args.Contains(FullFlag);
             if (quick && full)

@@ -68,6 +68,7 @@ namespace FastEpt
 
             ThrowIfDisposed();
             byte* b = _memory.Base;
+            results = results.Slice(0, gpas.Length);    // same length: the JIT drops both bounds checks
             long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
             for (int i = 0; i < gpas.Length; i++)
             {
@@ -79,9 +80,10 @@ namespace FastEpt
         }
 
         // The hardware walk. Each slot is read once into `pte`; every decision uses that snapshot.
-        // The common shape (4 levels, no A/D, present well-formed entries, 4K or 2M leaf) runs
-        // straight-line with one combined test per level; anything else continues in the
-        // general loop from the entry already read, so no slot is ever read twice.
+        // The common shape (4 levels, no A/D, readable well-formed pointers down to a readable
+        // 4K leaf that grants the access) runs straight-line with one AND-and-compare per level
+        // (see _fastPointerMask); anything else - a superpage, a violation, a misconfiguration -
+        // continues in the general loop from the entry already read, so no slot is read twice.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private EptTranslation Walk(byte* b, ulong gpa, uint access)
         {
@@ -91,47 +93,46 @@ namespace FastEpt
                 return WalkFrom(b, gpa, access, _levels, rootSlot, Volatile.Read(ref *rootSlot), EptEntry.RwxMask);
             }
 
-            ulong fastMask = _fastNonLeafMask;      // reserved 6:3, bit 7, 51:MAXPHYADDR
-            uint unusual = _unusualRwx;             // not present, or a misconfiguring rwx
-            ulong frames = _frameCount;
+            ulong pointerMask = _fastPointerMask;
+            ulong limit = _tableLimit;
             ulong rights = EptEntry.RwxMask;
             int level = 4;
             ulong* p = (ulong*)(b + (_rootMfn << EptEntry.PageBits)) + ((gpa >> 39) & 511);
             ulong pte = Volatile.Read(ref *p);
-            ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-            if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+            ulong next = pte & EptEntry.MfnMask;        // the next table's HPA
+            if ((pte & pointerMask) == 1 && next < limit)
             {
                 rights = pte;
                 level = 3;
-                p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 30) & 511);
+                p = (ulong*)(b + next) + ((gpa >> 30) & 511);
                 pte = Volatile.Read(ref *p);
-                next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+                next = pte & EptEntry.MfnMask;
+                if ((pte & pointerMask) == 1 && next < limit)
                 {
                     rights &= pte;
                     level = 2;
-                    p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 21) & 511);
+                    p = (ulong*)(b + next) + ((gpa >> 21) & 511);
                     pte = Volatile.Read(ref *p);
-                    next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    if (((pte & fastMask) | ((unusual >> (int)(pte & 7)) & 1)) == 0 && next < frames)
+                    next = pte & EptEntry.MfnMask;
+                    if ((pte & pointerMask) == 1 && next < limit)
                     {
                         rights &= pte;
                         level = 1;
-                        p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> 12) & 511);
+                        p = (ulong*)(b + next) + ((gpa >> 12) & 511);
                         pte = Volatile.Read(ref *p);
-                        // PTE: reserved 51:MAXPHYADDR, memory type 2/3/7, not present or bad rwx.
-                        if (((pte & _leafReserved1) | ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) | ((unusual >> (int)(pte & 7)) & 1)) == 0)
+                        // A readable PTE without bits 51:MAXPHYADDR, with a defined memory type
+                        // (not 2, 3 or 7), whose rights (ANDed over the walk) grant the access.
+                        if ((pte & _fastLeafMask) == 1
+                            && ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) == 0
+                            && (access & ~(uint)(rights & pte)) == 0)
                         {
-                            rights &= pte & EptEntry.RwxMask;
-                            return (access & ~(uint)rights) == 0
-                                ? new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask) | (gpa & EptEntry.PageMask), 1, 0)
-                                : new EptTranslation(EptStatus.Violation, 0, 1, access | (rights << 3));
+                            return new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask) | (gpa & EptEntry.PageMask), 1, 0);
                         }
                     }
                 }
             }
 
-            // Anything unusual (a superpage, not present, reserved bits...): one shared exit.
+            // Anything unusual (a superpage, not present, a violation, reserved bits...): one shared exit.
             return WalkFrom(b, gpa, access, level, p, pte, rights & EptEntry.RwxMask);
         }
 

@@ -54,8 +54,9 @@ namespace FastEpt
         private readonly ulong _leafReserved2;     // 2M PDE: also 20:12
         private readonly ulong _leafReserved3;     // 1G PDPTE: also 29:12, or everything without 1G support
         private readonly uint _badRwx;             // bit n set: rwx value n misconfigures
-        private readonly uint _unusualRwx;         // _badRwx plus "not present" (rwx 0): leave the fast path
-        private readonly ulong _fastNonLeafMask;   // _nonLeafReserved plus bit 7: leave the fast path
+        private readonly ulong _fastPointerMask;   // fast path: bits 51:MAXPHYADDR, 7:3 and r; a plain pointer has exactly r
+        private readonly ulong _fastLeafMask;      // fast path: bits 51:MAXPHYADDR and r; a plain readable PTE has exactly r
+        private readonly ulong _tableLimit;        // first HPA past host memory: a pointer field at or above it names no frame
 
         private long _maxMappedPfn;
         private long _podEntryCount;
@@ -93,8 +94,11 @@ namespace FastEpt
             _leafReserved2 = high | (((1UL << 21) - 1) & ~EptEntry.PageMask);
             _leafReserved3 = o.Support1G ? high | (((1UL << 30) - 1) & ~EptEntry.PageMask) : ~0UL;
             _badRwx = (1u << 2) | (1u << 6) | (o.ExecuteOnly ? 0u : 1u << 4);
-            _unusualRwx = _badRwx | 1u;
-            _fastNonLeafMask = _nonLeafReserved | EptEntry.SuperPageBit;
+            // With r set, no rwx value misconfigures (both bad patterns have r clear), so one
+            // AND-and-compare covers presence, rwx, reserved bits and (for pointers) bit 7.
+            _fastLeafMask = high | 1;
+            _fastPointerMask = high | 0xF8 | 1;
+            _tableLimit = (ulong)memory.FrameCount << EptEntry.PageBits;
 
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (SPEC.md 1.2)

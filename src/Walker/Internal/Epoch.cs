@@ -30,6 +30,11 @@ namespace FastEpt.Internal
         private static ReaderSlot[] s_slots = [];
         private static readonly Lock s_registryLock = new();
 
+        // The slot itself, for the hot path (one thread-static load, no dereference of the
+        // owner); t_owner only exists so the slot is given back when the thread dies.
+        [ThreadStatic]
+        private static ReaderSlot? t_slot;
+
         [ThreadStatic]
         private static SlotOwner? t_owner;
 
@@ -37,8 +42,7 @@ namespace FastEpt.Internal
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static long Enter(out ReaderSlot slot)
         {
-            SlotOwner? owner = t_owner;
-            slot = owner is not null ? owner.Slot : Register();
+            slot = t_slot ?? Register();
             long previous = slot.Value;
             if (previous == 0)
             {
@@ -111,6 +115,7 @@ namespace FastEpt.Internal
 
                 slot.InUse = true;
                 t_owner = new SlotOwner(slot);
+                t_slot = slot;
                 return slot;
             }
         }
