@@ -476,35 +476,7 @@ namespace FastEpt.Interop
         {
             // The checks P2m.ValidateSet makes first (same exceptions); what needs the tables or
             // host memory is left to the native library and mapped from its error code.
-            if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "The order must be 0 (4K), 9 (2M) or 18 (1G).");
-            }
-
-            if (order == PageOrder.Size1G && !_support1G)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "This p2m does not support 1G pages (P2mOptions.Support1G).");
-            }
-
-            if ((uint)type > (uint)P2mType.IoreqServer)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(type), type, "Unknown P2mType value.");
-            }
-
-            if ((uint)access > (uint)P2mAccess.R_PW)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Unknown P2mAccess value.");
-            }
-
-            if ((uint)suppressVe > (uint)SuppressVe.Set)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(suppressVe), suppressVe, "Unknown SuppressVe value.");
-            }
-
-            if (gfn >= _gfnLimit)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_gfn(gfn, _addressBits);
-            }
+            FastEpt.P2m.ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
 
             Lock writeLock = _writeLock!;
             lock (writeLock)

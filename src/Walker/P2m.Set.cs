@@ -44,35 +44,7 @@ namespace FastEpt
         /// </summary>
         internal void ValidateSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "The order must be 0 (4K), 9 (2M) or 18 (1G).");
-            }
-
-            if (order == PageOrder.Size1G && !_support1G)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "This p2m does not support 1G pages (P2mOptions.Support1G).");
-            }
-
-            if ((uint)type > (uint)P2mType.IoreqServer)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(type), type, "Unknown P2mType value.");
-            }
-
-            if ((uint)access > (uint)P2mAccess.R_PW)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Unknown P2mAccess value.");
-            }
-
-            if ((uint)suppressVe > (uint)SuppressVe.Set)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(suppressVe), suppressVe, "Unknown SuppressVe value.");
-            }
-
-            if (gfn >= _gfnLimit)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_gfn(gfn, _addressBits);
-            }
+            ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
 
             ulong count = 1UL << (int)order;
             if ((gfn & (count - 1)) != 0)
@@ -122,6 +94,44 @@ namespace FastEpt
                 && (EptPermissions.Apply(0, type, access, order != PageOrder.Size4K, _inputs) & EptEntry.RwxMask) == 4)
             {
                 ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on type {type} gives an execute-only entry, which this CPU (P2mOptions.ExecuteOnly = false) treats as a misconfiguration.");
+            }
+        }
+
+        /// <summary>
+        /// The checks of <see cref="SetEntry"/> that need neither the tables nor host memory: enum
+        /// ranges, the order (and 1G support) and the GFN's range. Shared with the native writer
+        /// (FastEpt.Interop) so both throw the same exceptions.
+        /// </summary>
+        internal static void ValidateSetArguments(ulong gfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe, bool support1G, int addressBits)
+        {
+            if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "The order must be 0 (4K), 9 (2M) or 18 (1G).");
+            }
+
+            if (order == PageOrder.Size1G && !support1G)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "This p2m does not support 1G pages (P2mOptions.Support1G).");
+            }
+
+            if ((uint)type > (uint)P2mType.IoreqServer)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(type), type, "Unknown P2mType value.");
+            }
+
+            if ((uint)access > (uint)P2mAccess.R_PW)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Unknown P2mAccess value.");
+            }
+
+            if ((uint)suppressVe > (uint)SuppressVe.Set)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(suppressVe), suppressVe, "Unknown SuppressVe value.");
+            }
+
+            if (gfn >= 1UL << (addressBits - EptEntry.PageBits))
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_gfn(gfn, addressBits);
             }
         }
 

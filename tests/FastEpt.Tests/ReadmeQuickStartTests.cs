@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-using System.Diagnostics;
 using System.IO;
 using System.Security;
 using System.Text.RegularExpressions;
@@ -27,7 +26,6 @@ namespace FastEpt.Tests
     public sealed class ReadmeQuickStartTests
     {
         private const int MaxSnippetLines = 15;
-        private static readonly TimeSpan s_runTimeout = TimeSpan.FromMinutes(4);
         private static readonly Regex s_csharpBlock = new Regex(@"^```csharp[ \t]*\n(.*?)^```[ \t]*$", RegexOptions.Singleline | RegexOptions.Multiline);
 
         [Fact]
@@ -48,7 +46,7 @@ namespace FastEpt.Tests
             {
                 WriteProject(workDir, snippet, walkerProject);
 
-                (int exitCode, string stdout, string stderr) = await RunDotnetAsync(workDir,
+                (int exitCode, string stdout, string stderr) = await DotnetCli.RunAsync(workDir, DotnetCli.NoEnvironment,
                     ["run", "-c", "Release", "--disable-build-servers", "-p:UseSharedCompilation=false"]);
 
                 Assert.True(exitCode == 0, $"'dotnet run' exited with {exitCode}.\nstdout:\n{stdout}\nstderr:\n{stderr}");
@@ -56,7 +54,7 @@ namespace FastEpt.Tests
             }
             finally
             {
-                TryDeleteDirectory(workDir);
+                DotnetCli.TryDeleteDirectory(workDir);
             }
         }
 
@@ -103,73 +101,6 @@ namespace FastEpt.Tests
             foreach (string name in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
             {
                 File.WriteAllText(Path.Combine(workDir, name), "<Project />\n");
-            }
-        }
-
-        private static async Task<(int ExitCode, string Stdout, string Stderr)> RunDotnetAsync(string workDir, string[] arguments)
-        {
-            // Under 'dotnet test' the SDK that launched us names itself in DOTNET_HOST_PATH.
-            string? hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-            ProcessStartInfo startInfo = new ProcessStartInfo(File.Exists(hostPath) ? hostPath : "dotnet")
-            {
-                WorkingDirectory = workDir,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = true,
-                UseShellExecute = false,
-            };
-            foreach (string argument in arguments)
-            {
-                startInfo.ArgumentList.Add(argument);
-            }
-
-            // The test host inherits the outer build's MSBuild settings (SDK paths, node and
-            // server switches); the nested build must evaluate on its own.
-            List<string> inherited = startInfo.Environment.Keys
-                .Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || k.StartsWith("_MSBUILD", StringComparison.OrdinalIgnoreCase))
-                .ToList();
-            foreach (string key in inherited)
-            {
-                startInfo.Environment.Remove(key);
-            }
-
-            startInfo.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-            startInfo.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            startInfo.Environment["DOTNET_NOLOGO"] = "1";
-            startInfo.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
-
-            using Process process = Process.Start(startInfo) ?? throw new InvalidOperationException("Could not start dotnet.");
-            process.StandardInput.Close();
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-
-            using CancellationTokenSource timeout = new CancellationTokenSource(s_runTimeout);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-                Assert.Fail($"'dotnet {string.Join(" ", arguments)}' did not finish within {s_runTimeout.TotalMinutes} minutes.\nstdout:\n{await stdout}\nstderr:\n{await stderr}");
-            }
-
-            return (process.ExitCode, await stdout, await stderr);
-        }
-
-        private static void TryDeleteDirectory(string path)
-        {
-            try
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort: a leftover temp folder must not fail the test.
-            }
-            catch (UnauthorizedAccessException)
-            {
             }
         }
     }

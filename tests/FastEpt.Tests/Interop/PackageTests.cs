@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-using System.Diagnostics;
 using System.IO;
 using System.IO.Compression;
 using System.Reflection;
@@ -19,7 +18,6 @@ namespace FastEpt.Tests.Interop
     [Collection(ReadmeQuickStartCollection.Name)]
     public sealed class PackageTests
     {
-        private static readonly TimeSpan s_runTimeout = TimeSpan.FromMinutes(4);
 
         private const string Program = """
             using FastEpt;
@@ -68,7 +66,7 @@ namespace FastEpt.Tests.Interop
                     ["NUGET_PACKAGES"] = Path.Combine(workDir, ".packages"),
                 };
 
-                (int exitCode, string stdout, string stderr) = await RunDotnetAsync(workDir, environment,
+                (int exitCode, string stdout, string stderr) = await DotnetCli.RunAsync(workDir, environment,
                     ["run", "-c", "Release", "--disable-build-servers", "-p:UseSharedCompilation=false"]);
                 Assert.True(exitCode == 0, $"'dotnet run' exited with {exitCode}.\nstdout:\n{stdout}\nstderr:\n{stderr}");
 
@@ -90,7 +88,7 @@ namespace FastEpt.Tests.Interop
             }
             finally
             {
-                TryDeleteDirectory(workDir);
+                DotnetCli.TryDeleteDirectory(workDir);
             }
         }
 
@@ -147,76 +145,6 @@ namespace FastEpt.Tests.Interop
             foreach (string name in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
             {
                 File.WriteAllText(Path.Combine(workDir, name), "<Project />\n");
-            }
-        }
-
-        // ReadmeQuickStartTests' runner, with extra environment variables.
-        private static async Task<(int ExitCode, string Stdout, string Stderr)> RunDotnetAsync(string workDir, Dictionary<string, string> environment, string[] arguments)
-        {
-            string? hostPath = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-            var startInfo = new ProcessStartInfo(File.Exists(hostPath) ? hostPath : "dotnet")
-            {
-                WorkingDirectory = workDir,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = true,
-                UseShellExecute = false,
-            };
-            foreach (string argument in arguments)
-            {
-                startInfo.ArgumentList.Add(argument);
-            }
-
-            // The nested build must not inherit the outer build's MSBuild settings.
-            List<string> inherited = startInfo.Environment.Keys
-                .Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || k.StartsWith("_MSBUILD", StringComparison.OrdinalIgnoreCase))
-                .ToList();
-            foreach (string key in inherited)
-            {
-                startInfo.Environment.Remove(key);
-            }
-
-            startInfo.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-            startInfo.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            startInfo.Environment["DOTNET_NOLOGO"] = "1";
-            startInfo.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
-            foreach ((string key, string value) in environment)
-            {
-                startInfo.Environment[key] = value;
-            }
-
-            using Process process = Process.Start(startInfo) ?? throw new InvalidOperationException("Could not start dotnet.");
-            process.StandardInput.Close();
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-
-            using var timeout = new CancellationTokenSource(s_runTimeout);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-                Assert.Fail($"'dotnet {string.Join(" ", arguments)}' did not finish within {s_runTimeout.TotalMinutes} minutes.\nstdout:\n{await stdout}\nstderr:\n{await stderr}");
-            }
-
-            return (process.ExitCode, await stdout, await stderr);
-        }
-
-        private static void TryDeleteDirectory(string path)
-        {
-            try
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort: a leftover temp folder must not fail the test.
-            }
-            catch (UnauthorizedAccessException)
-            {
             }
         }
     }
