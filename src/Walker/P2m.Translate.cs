@@ -124,7 +124,7 @@ namespace FastEpt
                         // (not 2, 3 or 7), whose rights (ANDed over the walk) grant the access.
                         if ((pte & _fastLeafMask) == 1
                             && ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) == 0
-                            && (access & ~(uint)(rights & pte)) == 0)
+                            && (access & ~(uint)(rights & pte & EptEntry.RwxMask)) == 0)
                         {
                             return new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask) | (gpa & EptEntry.PageMask), 1, 0);
                         }
