@@ -73,6 +73,34 @@ namespace FastEpt.Tests
             return (process.ExitCode, await stdout, await stderr);
         }
 
+        /// <summary>
+        /// Writes a fresh net10.0 console project (<c>Program.cs</c> and <c>{name}.csproj</c> with
+        /// <paramref name="reference"/> as its one item) plus empty Directory.* files, so nothing
+        /// above the temp folder is imported and it builds as a reader's new project would.
+        /// </summary>
+        public static void WriteConsoleProject(string workDir, string name, string program, string reference)
+        {
+            File.WriteAllText(Path.Combine(workDir, "Program.cs"), program + "\n");
+            File.WriteAllText(Path.Combine(workDir, name + ".csproj"),
+                $"""
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup>
+                    <OutputType>Exe</OutputType>
+                    <TargetFramework>net10.0</TargetFramework>
+                    <ImplicitUsings>enable</ImplicitUsings>
+                    <Nullable>enable</Nullable>
+                  </PropertyGroup>
+                  <ItemGroup>
+                    {reference}
+                  </ItemGroup>
+                </Project>
+                """);
+            foreach (string file in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
+            {
+                File.WriteAllText(Path.Combine(workDir, file), "<Project />\n");
+            }
+        }
+
         /// <summary>Deletes a scratch folder, ignoring failures.</summary>
         public static void TryDeleteDirectory(string path)
         {

@@ -80,28 +80,8 @@ namespace FastEpt.Tests
 
         private static void WriteProject(string workDir, string snippet, string walkerProject)
         {
-            File.WriteAllText(Path.Combine(workDir, "Program.cs"), snippet + "\n");
-            File.WriteAllText(Path.Combine(workDir, "QuickStart.csproj"),
-                $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                    <Nullable>enable</Nullable>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <ProjectReference Include="{SecurityElement.Escape(walkerProject)}" />
-                  </ItemGroup>
-                </Project>
-                """);
-
-            // Empty Directory.* files stop MSBuild from importing whatever lies above the temp
-            // folder, so the snippet builds as a reader's fresh project would.
-            foreach (string name in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
-            {
-                File.WriteAllText(Path.Combine(workDir, name), "<Project />\n");
-            }
+            DotnetCli.WriteConsoleProject(workDir, "QuickStart", snippet,
+                $"""<ProjectReference Include="{SecurityElement.Escape(walkerProject)}" />""");
         }
     }
 }

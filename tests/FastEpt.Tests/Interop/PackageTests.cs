@@ -103,21 +103,8 @@ namespace FastEpt.Tests.Interop
 
         private static void WriteProject(string workDir, string packages, string version)
         {
-            File.WriteAllText(Path.Combine(workDir, "Program.cs"), Program + "\n");
-            File.WriteAllText(Path.Combine(workDir, "PackageConsumer.csproj"),
-                $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                    <Nullable>enable</Nullable>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <PackageReference Include="FastEpt.Interop" Version="[{SecurityElement.Escape(version)}]" />
-                  </ItemGroup>
-                </Project>
-                """);
+            DotnetCli.WriteConsoleProject(workDir, "PackageConsumer", Program,
+                $"""<PackageReference Include="FastEpt.Interop" Version="[{SecurityElement.Escape(version)}]" />""");
 
             // The local folder for FastEpt's packages, the machine's usual feed for anything else.
             File.WriteAllText(Path.Combine(workDir, "nuget.config"),
@@ -140,12 +127,6 @@ namespace FastEpt.Tests.Interop
                   </packageSourceMapping>
                 </configuration>
                 """);
-
-            // As in the README test: nothing above the temp folder is imported.
-            foreach (string name in new[] { "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props" })
-            {
-                File.WriteAllText(Path.Combine(workDir, name), "<Project />\n");
-            }
         }
     }
 }
