@@ -30,7 +30,8 @@ Usage: ./build.sh <verb> [args...]
 Verbs:
   test           check the generated P/Invoke bindings, build native/ (CMake) and
                  run its CTest suite (sanitized C driver, example), restore, build
-                 ($configuration) and pack, then run every .NET test project;
+                 ($configuration) and pack, then run every .NET test project, and
+                 the batch-walk tests again with DOTNET_EnableHWIntrinsic=0;
                  ends with one line 'N passed, N failed[, N skipped]'
   bench [args]   restore, build ($configuration) and run bench/FastEpt.Bench;
                  with no args runs '--quick' (Perf_Translate, short job);
@@ -187,6 +188,46 @@ trx_counter() {
     echo "${value:-0}"
 }
 
+# Adds the counters of every TRX file in directory $1 to the globals total/executed/passed/failed.
+sum_trx_counters() {
+    total=0 executed=0 passed=0 failed=0 trx_files=0
+    local trx
+    for trx in "$1"/*.trx; do
+        [ -f "$trx" ] || continue
+        trx_files=$((trx_files + 1))
+        total=$((total + $(trx_counter "$trx" total)))
+        executed=$((executed + $(trx_counter "$trx" executed)))
+        passed=$((passed + $(trx_counter "$trx" passed)))
+        # VSTest counts errored, timed-out and aborted tests apart from failed ones.
+        failed=$((failed + $(trx_counter "$trx" failed) + $(trx_counter "$trx" error) \
+            + $(trx_counter "$trx" timeout) + $(trx_counter "$trx" aborted)))
+    done
+}
+
+# Prints "N passed, N failed[, N skipped]" for the TRX files in $1 (label $2); returns 1 when
+# any test failed or none ran.
+report_trx() {
+    sum_trx_counters "$1"
+    # Skipped tests are in the total but never executed.
+    local skipped=$((total - executed))
+    echo "$2: test result files: $trx_files in ${1#"$root_dir"/}"
+    if [ "$skipped" -gt 0 ]; then
+        echo "$2: $passed passed, $failed failed, $skipped skipped"
+    else
+        echo "$2: $passed passed, $failed failed"
+    fi
+
+    if [ "$failed" -ne 0 ]; then
+        echo "build.sh: $failed test(s) failed ($2)" >&2
+        return 1
+    fi
+    if [ "$total" -eq 0 ]; then
+        echo "build.sh: no tests were found or run ($2)" >&2
+        return 1
+    fi
+    return 0
+}
+
 run_tests() {
     ensure_prerequisites
     check_generated_bindings
@@ -202,41 +243,36 @@ run_tests() {
     dotnet test FastEpt.sln -c "$configuration" --no-build \
         --logger "console;verbosity=normal" \
         --logger trx \
-        --results-directory "$results_dir" || rc=$?
+        --results-directory "$results_dir/all" || rc=$?
+
+    # The batch walkers again with every hardware intrinsic off: IsSupported is false, so the
+    # AVX2 gather path falls back to the pipelined one and the pipeline runs without prefetch.
+    banner "Running batch tests without hardware intrinsics (DOTNET_EnableHWIntrinsic=0)"
+    local rc_scalar=0
+    DOTNET_EnableHWIntrinsic=0 dotnet test FastEpt.sln -c "$configuration" --no-build \
+        --filter "Category=Batch" \
+        --logger "console;verbosity=normal" \
+        --logger trx \
+        --results-directory "$results_dir/no-intrinsics" || rc_scalar=$?
 
     banner "Test summary"
-    local total=0 executed=0 passed=0 failed=0 trx_files=0
-    local trx
-    for trx in "$results_dir"/*.trx; do
-        [ -f "$trx" ] || continue
-        trx_files=$((trx_files + 1))
-        total=$((total + $(trx_counter "$trx" total)))
-        executed=$((executed + $(trx_counter "$trx" executed)))
-        passed=$((passed + $(trx_counter "$trx" passed)))
-        # VSTest counts errored, timed-out and aborted tests apart from failed ones.
-        failed=$((failed + $(trx_counter "$trx" failed) + $(trx_counter "$trx" error) \
-            + $(trx_counter "$trx" timeout) + $(trx_counter "$trx" aborted)))
-    done
-    # Skipped tests are in the total but never executed.
-    local skipped=$((total - executed))
-
-    echo "test result files: $trx_files in ${results_dir#"$root_dir"/}"
-    if [ "$skipped" -gt 0 ]; then
-        echo "$passed passed, $failed failed, $skipped skipped"
+    local ok=0 all_passed=0 all_failed=0 all_skipped=0
+    report_trx "$results_dir/all" "all tests" || ok=1
+    all_passed=$((all_passed + passed)) all_failed=$((all_failed + failed)) all_skipped=$((all_skipped + total - executed))
+    report_trx "$results_dir/no-intrinsics" "batch tests, no intrinsics" || ok=1
+    all_passed=$((all_passed + passed)) all_failed=$((all_failed + failed)) all_skipped=$((all_skipped + total - executed))
+    # The last line, over both runs (scripts read it).
+    if [ "$all_skipped" -gt 0 ]; then
+        echo "$all_passed passed, $all_failed failed, $all_skipped skipped"
     else
-        echo "$passed passed, $failed failed"
+        echo "$all_passed passed, $all_failed failed"
     fi
 
-    if [ "$rc" -ne 0 ]; then
-        echo "build.sh: dotnet test failed (exit code $rc)" >&2
-        exit "$rc"
-    fi
-    if [ "$failed" -ne 0 ]; then
-        echo "build.sh: $failed test(s) failed" >&2
+    if [ "$rc" -ne 0 ] || [ "$rc_scalar" -ne 0 ]; then
+        echo "build.sh: dotnet test failed (exit codes $rc, $rc_scalar)" >&2
         exit 1
     fi
-    if [ "$total" -eq 0 ]; then
-        echo "build.sh: no tests were found or run" >&2
+    if [ "$ok" -ne 0 ]; then
         exit 1
     fi
 }

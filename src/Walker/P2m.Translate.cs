@@ -41,43 +41,27 @@ namespace FastEpt
 
         /// <summary>
         /// Translates every address of <paramref name="gpas"/> as <see cref="Translate"/> would,
-        /// writing one result per address.
+        /// writing one result per address, with as many walks in flight as the tables call for.
         /// </summary>
+        /// <param name="gpas">Guest-physical addresses, each below 2^AddressBits.</param>
+        /// <param name="access">Read, Write and/or Execute (at least one), the same for every address.</param>
+        /// <param name="results">Receives one translation per address, in order; at least as long as <paramref name="gpas"/>.</param>
         /// <returns>The number of results written (= <paramref name="gpas"/>.Length).</returns>
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="gpas"/>.</exception>
         /// <exception cref="ArgumentOutOfRangeException">An address or <paramref name="access"/> is out of range (checked before any walk).</exception>
+        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
+        /// <remarks>
+        /// <para>Every result equals what <see cref="Translate"/> returns for that address at some
+        /// instant during the call; each entry a walk uses is read once. Lock-free and allocation-free.</para>
+        /// <para>The path is chosen per call. When the tables fit comfortably in cache, or the
+        /// addresses are clustered, walks run one after another (interleaving would only add
+        /// bookkeeping). Otherwise walks are software-pipelined: each level's entry is prefetched
+        /// (<c>Sse.Prefetch0</c> where available) a fixed distance ahead of its use, so dozens of
+        /// cache misses overlap instead of queueing. 5-level hierarchies and hierarchies with
+        /// accessed/dirty flags enabled always walk one address at a time.</para>
+        /// </remarks>
         public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
-        {
-            if (results.Length < gpas.Length)
-            {
-                ThrowHelper.ThrowArgumentException_results();
-            }
-
-            if (unchecked((uint)access - 1) >= 7)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
-            }
-
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                if (gpas[i] >= _gpaLimit)
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _addressBits);
-                }
-            }
-
-            ThrowIfDisposed();
-            byte* b = _memory.Base;
-            results = results.Slice(0, gpas.Length);    // same length: the JIT drops both bounds checks
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                results[i] = Walk(b, gpas[i], (uint)access);
-            }
-
-            Epoch.Exit(slot, previous);
-            return gpas.Length;
-        }
+            => TranslateBatch(gpas, access, results, BatchPath.Auto);
 
         // The hardware walk. Each slot is read once into `pte`; every decision uses that snapshot.
         // The common shape (4 levels, no A/D, readable well-formed pointers down to a readable

@@ -11,7 +11,7 @@ namespace FastEpt
     /// populate-on-demand, p2m types and access rights, and a hardware-exact walker.
     /// </summary>
     /// <remarks>
-    /// <para><b>Concurrency.</b> Readers (<see cref="Translate"/>, <see cref="TranslateBatch"/>,
+    /// <para><b>Concurrency.</b> Readers (<see cref="Translate"/>, <see cref="TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>,
     /// <see cref="GetEntry"/> without populate) take no lock and read every entry exactly once,
     /// from any number of threads. Writers (<see cref="SetEntry"/>, populate-on-demand) are
     /// serialised by one writer lock per p2m. A writer builds every new entry and every new

@@ -2,6 +2,7 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using FastEpt.Interop;
+using FastEpt.Tests.Walker;
 
 namespace FastEpt.Tests.Interop
 {
@@ -12,7 +13,7 @@ namespace FastEpt.Tests.Interop
     /// </summary>
     public sealed class DifferentialTests
     {
-        private const int Frames = 64;          // host memory of the random-table states
+        private const int Frames = RandomTables.Frames;   // host memory of the random-table states
         private const int States = 100;
         private const int WalksPerState = 10_000;
         private const int LookupsPerState = 2_000;
@@ -37,11 +38,11 @@ namespace FastEpt.Tests.Interop
                 // The native walker gets its own copy of the memory: with A/D enabled both walks
                 // write, and the two memories must end up identical too.
                 var native = new NativeWalker(nativeMemory, p2m.Eptp, config.Options);
-                FillRandomTables(random, config, managedMemory, nativeMemory);
+                RandomTables.Fill(random, config, managedMemory, nativeMemory);
 
                 for (int i = 0; i < WalksPerState; i++)
                 {
-                    ulong gpa = RandomGpa(random, config);
+                    ulong gpa = RandomTables.Gpa(random, config);
                     var access = (AccessKind)random.Next(1, 8);
                     EptTranslation expected = p2m.Translate(gpa, access);
                     EptTranslation actual = native.Translate(gpa, access);
@@ -60,7 +61,7 @@ namespace FastEpt.Tests.Interop
                     var access = (AccessKind)random.Next(1, 8);
                     for (int i = 0; i < gpas.Length; i++)
                     {
-                        gpas[i] = RandomGpa(random, config);
+                        gpas[i] = RandomTables.Gpa(random, config);
                     }
 
                     Assert.Equal(gpas.Length, native.TranslateBatch(gpas, access, fromBatch));
@@ -87,7 +88,7 @@ namespace FastEpt.Tests.Interop
                         native.MaxMappedPfn = max;
                     }
 
-                    ulong gfn = RandomGpa(random, config) >> 12;
+                    ulong gfn = RandomTables.Gpa(random, config) >> 12;
                     P2mEntry expected = p2m.GetEntry(gfn);
                     P2mEntry actual = native.GetEntry(gfn);
                     if (expected != actual)
@@ -248,119 +249,5 @@ namespace FastEpt.Tests.Interop
             return true;
         }
 
-        private static ulong RandomGpa(Random random, RandomConfig config)
-            => (ulong)random.NextInt64() & ((1UL << config.Options.AddressBits) - 1);
-
-        // Frames 1..63 are split into one group per level below the root; most pointers go to the
-        // next level's group so a good share of walks reaches a leaf, the rest anywhere (cycles,
-        // level skips) or outside host memory. Entries are biased towards the interesting shapes.
-        private static void FillRandomTables(Random random, RandomConfig config, HostMemory a, HostMemory b)
-        {
-            int levels = config.Options.Levels;
-            int groupSize = (Frames - 1) / (levels - 1);
-            for (ulong mfn = 0; mfn < Frames; mfn++)
-            {
-                // Frame 0 is the root (top level); group g holds tables of level levels-1-g.
-                int level = mfn == 0 ? levels : levels - 1 - (int)((mfn - 1) / (ulong)groupSize);
-                if (level < 1)
-                {
-                    level = 1;
-                }
-
-                for (int slot = 0; slot < 512; slot++)
-                {
-                    ulong entry = RandomEntry(random, config, level, groupSize);
-                    ulong hpa = (mfn << 12) + (ulong)slot * 8;
-                    a.WriteUInt64(hpa, entry);
-                    b.WriteUInt64(hpa, entry);
-                }
-            }
-        }
-
-        private static ulong RandomEntry(Random random, RandomConfig config, int level, int groupSize)
-        {
-            int maxPhy = config.Options.HostAddressBits;
-            int kind = random.Next(100);
-            ulong rwx = (ulong)(uint)random.Next(8);
-            ulong entry;
-            if (kind < 8)
-            {
-                return 0;
-            }
-            else if (kind < 58 && level > 1)
-            {
-                // A middle entry: usually well-formed and pointing at the next level's tables.
-                int childGroup = config.Options.Levels - level;      // group of level-1 tables
-                ulong child = random.Next(100) switch
-                {
-                    < 85 => 1 + (ulong)(childGroup * groupSize + random.Next(groupSize)),
-                    < 93 => (ulong)(uint)random.Next(Frames),
-                    _ => (ulong)(uint)random.Next(Frames, 4096),              // outside host memory
-                };
-                entry = (child << 12) | (random.Next(8) == 0 ? rwx : 7);
-                if (random.Next(16) == 0)
-                {
-                    entry |= (ulong)(uint)random.Next(16) << 3;               // reserved 6:3
-                }
-
-                if (random.Next(16) == 0)
-                {
-                    entry |= 1UL << 7;                                  // turns it into a superpage
-                }
-            }
-            else if (kind < 92)
-            {
-                // A leaf (or superpage) candidate with a random memory type and frame.
-                ulong frame = random.Next(4) switch
-                {
-                    0 => (ulong)random.NextInt64(1L << 20),
-                    1 => (ulong)random.NextInt64(1L << 11) << 9,
-                    2 => (ulong)random.NextInt64(1L << 8) << 18,
-                    _ => (ulong)random.NextInt64(1L << 30),
-                };
-                entry = rwx | ((ulong)(uint)random.Next(8) << 3) | (random.Next(2) == 0 ? 1UL << 6 : 0)
-                        | (level > 1 && random.Next(3) != 0 ? 1UL << 7 : 0) | (frame << 12);
-                if (random.Next(8) == 0)
-                {
-                    entry |= 7;
-                }
-            }
-            else
-            {
-                return (ulong)random.NextInt64() ^ ((ulong)(uint)random.Next() << 63);
-            }
-
-            // Bits above MAXPHYADDR now and then; the software bits (8-11, 52-63) always random.
-            if (maxPhy < 52 && random.Next(20) == 0)
-            {
-                entry |= 1UL << random.Next(maxPhy, 52);
-            }
-
-            entry |= (ulong)(uint)random.Next(16) << 8;
-            entry |= (ulong)(uint)random.Next(4096) << 52;
-            return entry;
-        }
-
-        private sealed record RandomConfig(P2mOptions Options)
-        {
-            private static readonly int[] Widths = { 36, 39, 46, 52 };
-
-            public static RandomConfig Next(Random random, int state)
-            {
-                int levels = state % 4 == 3 ? 5 : 4;
-                return new RandomConfig(new P2mOptions
-                {
-                    Levels = levels,
-                    AddressBits = 12 + 9 * levels,
-                    HostAddressBits = Widths[random.Next(Widths.Length)],
-                    ExecuteOnly = random.Next(3) != 0,
-                    Support1G = random.Next(3) != 0,
-                    AccessDirty = random.Next(4) == 0,
-                });
-            }
-
-            public override string ToString()
-                => $"levels={Options.Levels} maxphyaddr={Options.HostAddressBits} xo={Options.ExecuteOnly} 1g={Options.Support1G} ad={Options.AccessDirty}";
-        }
     }
 }
