@@ -421,16 +421,30 @@ namespace FastEpt
             return plain & Vector256.Equals(type | missing, Vector256<ulong>.Zero);
         }
 
+        // The second 8 bytes of an Ok level-1 EptTranslation (qualification, status, level), taken
+        // from a real instance so the vector store below cannot drift from the struct's layout.
+        private static readonly ulong s_okLeafTail = OkLeafTail();
+
+        private static ulong OkLeafTail()
+        {
+            var t = new EptTranslation(EptStatus.Ok, 0, 1, 0);
+            Debug.Assert(Unsafe.SizeOf<EptTranslation>() == 16);
+            return Unsafe.As<byte, ulong>(ref Unsafe.Add(ref Unsafe.As<EptTranslation, byte>(ref t), 8));
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreOk(Vector256<ulong> lanes, Vector256<ulong> hpa, ref EptTranslation results)
         {
             uint bits = lanes.ExtractMostSignificantBits();
             if (bits == 0xF)
             {
-                results = new EptTranslation(EptStatus.Ok, hpa.GetElement(0), 1, 0);
-                Unsafe.Add(ref results, 1) = new EptTranslation(EptStatus.Ok, hpa.GetElement(1), 1, 0);
-                Unsafe.Add(ref results, 2) = new EptTranslation(EptStatus.Ok, hpa.GetElement(2), 1, 0);
-                Unsafe.Add(ref results, 3) = new EptTranslation(EptStatus.Ok, hpa.GetElement(3), 1, 0);
+                // Four results in two 32-byte stores: [hpa0, tail, hpa1, tail] [hpa2, tail, hpa3, tail].
+                Vector256<ulong> tail = Vector256.Create(s_okLeafTail);
+                Vector256<ulong> even = Avx2.UnpackLow(hpa, tail);      // hpa0, tail, hpa2, tail
+                Vector256<ulong> odd = Avx2.UnpackHigh(hpa, tail);      // hpa1, tail, hpa3, tail
+                ref byte dst = ref Unsafe.As<EptTranslation, byte>(ref results);
+                Unsafe.WriteUnaligned(ref dst, Avx2.Permute2x128(even, odd, 0x20));
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, 32), Avx2.Permute2x128(even, odd, 0x31));
                 return;
             }
 
