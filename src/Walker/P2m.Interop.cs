@@ -43,11 +43,14 @@ namespace FastEpt
         /// does for its own: <paramref name="linked"/> table frames are now owned, the unlinked
         /// subtree rooted at <paramref name="retiredTable"/> (a table at <paramref name="retiredLevel"/>;
         /// <see cref="Mfn.Invalid"/> for none) goes to epoch-based reclamation, and
-        /// <paramref name="podDelta"/> is added to <see cref="PodEntryCount"/>. Writer lock held.
+        /// <paramref name="podDelta"/> is added to <see cref="PodEntryCount"/>; every <see cref="SoftTlb"/>
+        /// over this p2m is invalidated (it may have replaced a present entry). Writer lock held.
         /// </summary>
         internal void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
         {
             Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            // The native writer does not say what it replaced: flush the software TLBs always.
+            BumpTlbGeneration();
             foreach (ulong f in linked)
             {
                 _tables.Add(f);

@@ -242,6 +242,13 @@ namespace FastEpt
                         continue;   // the walker set A/D meanwhile: rebuild from the new snapshot
                     }
 
+                    if ((old & EptEntry.RwxMask) != 0)
+                    {
+                        // A present entry (leaf or table) was replaced: software TLBs must not
+                        // keep what they cached from it (INVEPT, see P2m.Tlb.cs).
+                        BumpTlbGeneration();
+                    }
+
                     Interlocked.Add(ref _podEntryCount, newPod - oldPod);
                     if (replacesTable)
                     {
@@ -286,6 +293,12 @@ namespace FastEpt
                 {
                     FreeAll(built);
                     continue;
+                }
+
+                if ((old & EptEntry.RwxMask) != 0)
+                {
+                    // A present superpage was split (or a foreign pointer replaced): flush the TLBs.
+                    BumpTlbGeneration();
                 }
 
                 foreach (ulong f in built)

@@ -168,6 +168,7 @@ namespace FastEpt
             }
 
             _disposed = true;
+            BumpTlbGeneration();    // after the flag: a TLB that sees the bump misses, and its walk throws
             if (_memory.IsDisposed)
             {
                 // The frames went with the host memory; nothing to give back.

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    // Coherence with the software TLBs (SoftTlb): the single-context INVEPT of this p2m is a
+    // generation counter. Every writer that replaces a present entry (remap, restriction,
+    // removal, split, merge, type change) bumps it after its publishing compare-exchange and
+    // before it returns, so a SoftTlb that looks up afterwards sees a new generation and drops
+    // everything it cached. Filling a hole needs no bump: a TLB never caches a failed walk.
+    public sealed unsafe partial class P2m
+    {
+        // Only ever increases (Interlocked.Increment), so a TLB may compare sums of generations.
+        private long _tlbGeneration;
+
+        /// <summary>
+        /// Makes every translation a <see cref="SoftTlb"/> cached from this p2m unreachable, as a
+        /// single-context INVEPT does: a lookup that starts after this call returns walks the
+        /// live tables again. <see cref="SetEntry"/> does this by itself for every change that
+        /// removes, remaps or restricts a present entry; call it after changing the tables behind
+        /// the p2m's back (for example through <see cref="HostMemory.WriteUInt64"/>).
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The p2m was disposed.</exception>
+        /// <remarks>Lock-free, O(1): one atomic increment; each TLB drops its entries on its next lookup.</remarks>
+        public void InvalidateTlbs()
+        {
+            ThrowIfDisposed();
+            BumpTlbGeneration();
+        }
+
+        /// <summary>The single-context TLB generation: changes whenever cached translations may have become stale.</summary>
+        internal long TlbGeneration
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => Volatile.Read(ref _tlbGeneration);
+        }
+
+        /// <summary>2^AddressBits: the first guest-physical address <see cref="Translate"/> rejects.</summary>
+        internal ulong GpaLimit => _gpaLimit;
+
+        /// <summary>The guest-physical address width this p2m was created with.</summary>
+        internal int AddressBits => _addressBits;
+
+        /// <summary>Whether walks set accessed/dirty flags (<see cref="P2mOptions.AccessDirty"/> at creation).</summary>
+        internal bool AccessDirtyEnabled => _accessDirty;
+
+        // Called after the store that made an old translation stale has been published (a full
+        // fence), so a reader that sees the new generation also sees the new tables.
+        private void BumpTlbGeneration() => Interlocked.Increment(ref _tlbGeneration);
+
+        /// <summary>
+        /// For a TLB fill after a successful <see cref="Translate"/>: re-reads the path to the leaf
+        /// at <paramref name="level"/> that maps <paramref name="gpa"/> to the page at
+        /// <paramref name="hpaBase"/> and returns the r/w/x bits ANDed over that path (bits 0-2).
+        /// Never sets accessed/dirty flags. Returns false when the path no longer ends in that
+        /// leaf (a writer raced the walk; its generation bump then flushes the TLB anyway).
+        /// </summary>
+        internal bool TryGetTlbRights(ulong gpa, int level, ulong hpaBase, out uint rights)
+        {
+            rights = 0;
+            if (_disposed || gpa >= _gpaLimit || level < 1 || level > 3)
+            {
+                return false;
+            }
+
+            byte* b = _memory.Base;
+            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            ulong r = EptEntry.RwxMask;
+            ulong table = _rootMfn;
+            bool found = false;
+            for (int l = _levels; l >= level; l--)
+            {
+                int shift = ShiftOf(l);
+                ulong pte = Volatile.Read(ref *((ulong*)(b + (table << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1))));
+                r &= pte;
+                if (l == level)
+                {
+                    ulong offsetMask = (1UL << shift) - 1;
+                    found = (l == 1 || (pte & EptEntry.SuperPageBit) != 0)
+                            && (pte & EptEntry.MfnMask & ~offsetMask) == hpaBase;
+                    break;
+                }
+
+                ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if ((pte & EptEntry.RwxMask) == 0 || (pte & EptEntry.SuperPageBit) != 0 || next >= _frameCount)
+                {
+                    break;
+                }
+
+                table = next;
+            }
+
+            Epoch.Exit(slot, previous);
+            rights = (uint)(r & EptEntry.RwxMask);
+            return found;
+        }
+    }
+}

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using System.Runtime.InteropServices;
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    /// <summary>
+    /// A software TLB: a per-vCPU (or per-view) cache of successful <see cref="P2m.Translate"/>
+    /// results over one <see cref="P2m"/>, holding guest page → host page, the effective r/w/x
+    /// (ANDed over the walk) and the page size. A hit costs a handful of instructions and returns
+    /// exactly what <see cref="P2m.Translate"/> would return; a miss walks the live tables.
+    /// </summary>
+    /// <remarks>
+    /// <para><b>Layout.</b> A direct-mapped array of <see cref="Capacity"/> 4 KiB translations,
+    /// indexed by the low bits of the GFN, plus two small direct-mapped arrays of 2 MiB and
+    /// 1 GiB translations probed after a 4 KiB miss, so one walk of a superpage serves every
+    /// 4 KiB page inside it (a superpage hit also fills the 4 KiB slot with the sliced
+    /// translation). Only <see cref="EptStatus.Ok"/> results are cached: violations and
+    /// misconfigurations are walked every time. A cached entry that lacks a right the access
+    /// needs is a miss (the walk decides). With <see cref="P2mOptions.AccessDirty"/> an entry
+    /// filled by a walk without write access never grants write, so a write always walks once
+    /// and sets the dirty flag, as a hardware TLB does.</para>
+    /// <para><b>Coherence (INVEPT semantics).</b> Every <see cref="P2m.SetEntry"/> that replaces
+    /// a present entry (removal, remap, restriction, type change, split, merge) bumps the p2m's
+    /// generation before it returns, as does <see cref="P2m.InvalidateTlbs"/> (single-context
+    /// invalidation) and <see cref="P2m.Dispose"/>; <see cref="InvalidateAll"/> bumps a
+    /// process-wide generation (all-context invalidation). Each lookup compares the sum of both
+    /// generations with the one the TLB last saw and empties itself first when it changed, so a
+    /// lookup that starts after an invalidating write returned never sees a stale translation.
+    /// A miss reads the generations before it walks, so a fill that raced a writer is dropped
+    /// by the next lookup. Emptying is O(1): entries are tagged with a per-TLB epoch and the
+    /// arrays are cleared only when the 12-bit epoch wraps. Changes made to the tables behind the
+    /// p2m's back (raw <see cref="HostMemory.WriteUInt64"/>) need an explicit
+    /// <see cref="P2m.InvalidateTlbs"/>, as on hardware.</para>
+    /// <para><b>Dynamic sizing.</b> With distinct minimum and maximum capacities the 4 KiB array
+    /// is resized when it is emptied, like QEMU's TLB: doubled when more than 70 % of its slots
+    /// were filled since the last flush, halved when fewer than 30 % were.</para>
+    /// <para><b>Threads.</b> One <see cref="SoftTlb"/> belongs to one thread at a time (one per
+    /// vCPU); it takes no lock and is not safe for concurrent use. Any number of TLBs over one
+    /// p2m run concurrently with that p2m's writers.</para>
+    /// </remarks>
+    public sealed class SoftTlb
+    {
+        /// <summary>The default number of 4 KiB entries.</summary>
+        public const int DefaultCapacity = 256;
+
+        /// <summary>The largest number of 4 KiB entries a TLB may have (2^24).</summary>
+        public const int MaxCapacityLimit = 1 << 24;
+
+        /// <summary>Entries of the 2 MiB array.</summary>
+        internal const int Entries2M = 64;
+
+        /// <summary>Entries of the 1 GiB array.</summary>
+        internal const int Entries1G = 16;
+
+        // Tag: the page-aligned GPA | the epoch (bits 11:0, 1..EpochMax; 0 marks an empty slot).
+        // Data: the page-aligned HPA | r/w/x (bits 2:0, bits 7:3 zero) | leaf level << 8.
+        private const ulong EpochMask = EptEntry.PageMask;
+        private const ulong EpochMax = EpochMask;
+        private const int LevelShift = 8;
+        private const ulong Mask2M = (1UL << 21) - 1;
+        private const ulong Mask1G = (1UL << 30) - 1;
+
+        // The all-context generation: bumped by InvalidateAll, read by every lookup.
+        private static long s_globalGeneration;
+
+        private readonly P2m _p2m;
+        private readonly bool _accessDirty;
+        private readonly ulong _gpaLimit;
+        private readonly int _minCapacity;
+        private readonly int _maxCapacity;
+        private readonly Entry[] _entries2M = new Entry[Entries2M];
+        private readonly Entry[] _entries1G = new Entry[Entries1G];
+        private Entry[] _entries;
+        private ulong _indexMask;
+        private ulong _epoch = 1;
+        private long _generation;       // p2m generation + global generation when last emptied
+        private int _used;              // 4 KiB slots filled since the last flush
+        private long _hits;
+        private long _misses;
+        private long _flushes;
+        private long _resizes;
+
+        /// <summary>Creates a TLB of fixed size over <paramref name="p2m"/>.</summary>
+        /// <param name="p2m">The p2m whose translations are cached.</param>
+        /// <param name="capacity">Number of 4 KiB entries: a power of two in [1, <see cref="MaxCapacityLimit"/>].</param>
+        /// <exception cref="ArgumentNullException"><paramref name="p2m"/> is null.</exception>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not a power of two in range.</exception>
+        /// <exception cref="ObjectDisposedException"><paramref name="p2m"/> was disposed.</exception>
+        public SoftTlb(P2m p2m, int capacity = DefaultCapacity)
+            : this(p2m, CheckPowerOfTwo(capacity, nameof(capacity), 1, MaxCapacityLimit), capacity, capacity)
+        {
+        }
+
+        /// <summary>
+        /// Creates a TLB over <paramref name="p2m"/> whose 4 KiB array starts at
+        /// <paramref name="capacity"/> entries and is resized at flush time within
+        /// [<paramref name="minCapacity"/>, <paramref name="maxCapacity"/>].
+        /// </summary>
+        /// <param name="p2m">The p2m whose translations are cached.</param>
+        /// <param name="capacity">Initial number of 4 KiB entries: a power of two in [1, <see cref="MaxCapacityLimit"/>].</param>
+        /// <param name="minCapacity">Smallest size: a power of two in [1, <paramref name="capacity"/>].</param>
+        /// <param name="maxCapacity">Largest size: a power of two in [<paramref name="capacity"/>, <see cref="MaxCapacityLimit"/>].</param>
+        /// <exception cref="ArgumentNullException"><paramref name="p2m"/> is null.</exception>
+        /// <exception cref="ArgumentOutOfRangeException">A size is not a power of two, or they are out of order or range.</exception>
+        /// <exception cref="ObjectDisposedException"><paramref name="p2m"/> was disposed.</exception>
+        public SoftTlb(P2m p2m, int capacity, int minCapacity, int maxCapacity)
+        {
+            ArgumentNullException.ThrowIfNull(p2m);
+            CheckPowerOfTwo(capacity, nameof(capacity), 1, MaxCapacityLimit);
+            CheckPowerOfTwo(minCapacity, nameof(minCapacity), 1, capacity);
+            CheckPowerOfTwo(maxCapacity, nameof(maxCapacity), capacity, MaxCapacityLimit);
+            if (p2m.IsDisposed)
+            {
+                ThrowHelper.ThrowObjectDisposedException(p2m);
+            }
+
+            _p2m = p2m;
+            _accessDirty = p2m.AccessDirtyEnabled;
+            _gpaLimit = p2m.GpaLimit;
+            _minCapacity = minCapacity;
+            _maxCapacity = maxCapacity;
+            _entries = new Entry[capacity];
+            _indexMask = (ulong)(capacity - 1);
+            _generation = CurrentGeneration();
+        }
+
+        /// <summary>The p2m whose translations this TLB caches.</summary>
+        public P2m P2m => _p2m;
+
+        /// <summary>The current number of 4 KiB entries (a power of two).</summary>
+        public int Capacity => _entries.Length;
+
+        /// <summary>The smallest <see cref="Capacity"/> dynamic sizing may choose (= the capacity for a fixed-size TLB).</summary>
+        public int MinCapacity => _minCapacity;
+
+        /// <summary>The largest <see cref="Capacity"/> dynamic sizing may choose (= the capacity for a fixed-size TLB).</summary>
+        public int MaxCapacity => _maxCapacity;
+
+        /// <summary>Lookups answered from the cache (4 KiB or superpage entries) since the last <see cref="ResetCounters"/>.</summary>
+        public long Hits => _hits;
+
+        /// <summary>Lookups that walked the p2m since the last <see cref="ResetCounters"/>.</summary>
+        public long Misses => _misses;
+
+        /// <summary>Times the TLB was emptied (by <see cref="Flush"/> or an invalidation) since the last <see cref="ResetCounters"/>.</summary>
+        public long Flushes => _flushes;
+
+        /// <summary>Times dynamic sizing changed <see cref="Capacity"/> since the last <see cref="ResetCounters"/>.</summary>
+        public long Resizes => _resizes;
+
+        /// <summary>
+        /// All-context invalidation: makes every translation cached by every <see cref="SoftTlb"/>
+        /// in the process unreachable before this call returns (each TLB empties itself on its next lookup).
+        /// </summary>
+        /// <remarks>Lock-free, O(1).</remarks>
+        public static void InvalidateAll() => Interlocked.Increment(ref s_globalGeneration);
+
+        /// <summary>
+        /// Translates <paramref name="gpa"/> for <paramref name="access"/>, from the cache when it
+        /// holds the page with enough rights, else by walking the p2m (and caching an
+        /// <see cref="EptStatus.Ok"/> result). Returns exactly what <see cref="P2m.Translate"/> returns.
+        /// </summary>
+        /// <param name="gpa">Guest-physical address, below 2^AddressBits.</param>
+        /// <param name="access">Read, Write and/or Execute (at least one).</param>
+        /// <returns>The translation; violations and misconfigurations are statuses, never exceptions.</returns>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="gpa"/> or <paramref name="access"/> is out of range (also when the page is cached).</exception>
+        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
+        /// <remarks>Allocation-free and lock-free; not safe for concurrent use of one TLB.</remarks>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public EptTranslation Translate(ulong gpa, AccessKind access)
+        {
+            unchecked
+            {
+                ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
+                ulong data = e.Data;
+                uint a = (uint)access;
+                // One test: same page and epoch (a GPA out of range was never cached), the cached
+                // rights cover the access (access > 7 has a bit in 7:3, where data is zero),
+                // access is not 0, and no invalidation happened since the last flush.
+                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
+                             | (a & ~(uint)data)
+                             | ((a - 1) >> 31)
+                             | (ulong)(CurrentGeneration() ^ _generation);
+                if (miss == 0)
+                {
+                    _hits++;
+                    return new EptTranslation(EptStatus.Ok, (data & ~EptEntry.PageMask) | (gpa & EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
+                }
+
+                return Miss(gpa, access);
+            }
+        }
+
+        /// <summary>
+        /// Translates every address of <paramref name="gpas"/> as <see cref="Translate"/> would,
+        /// writing one result per address; argument checks are those of <see cref="P2m.TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>.
+        /// </summary>
+        /// <param name="gpas">Guest-physical addresses, each below 2^AddressBits.</param>
+        /// <param name="access">Read, Write and/or Execute (at least one).</param>
+        /// <param name="results">Receives one translation per address; at least as long as <paramref name="gpas"/>.</param>
+        /// <returns>The number of results written (= <paramref name="gpas"/>.Length).</returns>
+        /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="gpas"/>.</exception>
+        /// <exception cref="ArgumentOutOfRangeException">An address or <paramref name="access"/> is out of range (checked before any lookup).</exception>
+        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
+        public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
+        {
+            if (results.Length < gpas.Length)
+            {
+                ThrowHelper.ThrowArgumentException_results();
+            }
+
+            if (unchecked((uint)access - 1) >= 7)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
+            }
+
+            ulong limit = _gpaLimit;
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                if (gpas[i] >= limit)
+                {
+                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _p2m.AddressBits);
+                }
+            }
+
+            if (_p2m.IsDisposed)
+            {
+                ThrowHelper.ThrowObjectDisposedException(_p2m);
+            }
+
+            results = results.Slice(0, gpas.Length);    // same length: the JIT drops both bounds checks
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                results[i] = Translate(gpas[i], access);
+            }
+
+            return gpas.Length;
+        }
+
+        /// <summary>Empties the TLB (O(1)); with dynamic sizing, may resize it.</summary>
+        public void Flush() => FlushCore(CurrentGeneration());
+
+        /// <summary>Sets <see cref="Hits"/>, <see cref="Misses"/>, <see cref="Flushes"/> and <see cref="Resizes"/> to zero.</summary>
+        public void ResetCounters()
+        {
+            _hits = 0;
+            _misses = 0;
+            _flushes = 0;
+            _resizes = 0;
+        }
+
+        /// <inheritdoc/>
+        public override string ToString()
+            => $"SoftTlb capacity={Capacity} hits={_hits} misses={_misses} flushes={_flushes}";
+
+        // Both generations only increase, so their sum changes whenever either does.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private long CurrentGeneration() => unchecked(_p2m.TlbGeneration + Volatile.Read(ref s_globalGeneration));
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private EptTranslation Miss(ulong gpa, AccessKind access)
+        {
+            // Read the generations before walking: a writer that publishes after this read bumps
+            // them, and the next lookup drops whatever this walk fills.
+            long generation = CurrentGeneration();
+            if (generation != _generation)
+            {
+                FlushCore(generation);
+            }
+
+            uint a = (uint)access;
+            if (gpa < _gpaLimit && unchecked(a - 1) < 7)
+            {
+                // A superpage entry covers this page: serve it and fill the 4 KiB slot.
+                ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
+                if (e2.Tag == ((gpa & ~Mask2M) | _epoch) && (a & ~unchecked((uint)e2.Data)) == 0)
+                {
+                    return SuperpageHit(gpa, e2.Data, Mask2M);
+                }
+
+                ref Entry e1 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries1G), (nint)((gpa >> 30) & (Entries1G - 1)));
+                if (e1.Tag == ((gpa & ~Mask1G) | _epoch) && (a & ~unchecked((uint)e1.Data)) == 0)
+                {
+                    return SuperpageHit(gpa, e1.Data, Mask1G);
+                }
+            }
+
+            EptTranslation t = _p2m.Translate(gpa, access);   // validates the arguments, throws as it does
+            _misses++;
+            if (t.Status == EptStatus.Ok)
+            {
+                Fill(gpa, t, a);
+            }
+
+            return t;
+        }
+
+        private EptTranslation SuperpageHit(ulong gpa, ulong data, ulong offsetMask)
+        {
+            _hits++;
+            ulong hpa = (data & ~EptEntry.PageMask) | (gpa & offsetMask);
+            ulong payload = data & EptEntry.PageMask;
+            Fill4K(gpa, (hpa & ~EptEntry.PageMask) | payload);
+            return new EptTranslation(EptStatus.Ok, hpa, (int)(payload >> LevelShift), 0);
+        }
+
+        private void Fill(ulong gpa, EptTranslation t, uint access)
+        {
+            int level = t.Level;
+            if (level < 1 || level > 3)
+            {
+                return;
+            }
+
+            ulong offsetMask = (1UL << (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) - 1;
+            ulong hpaBase = t.Hpa & ~offsetMask;
+            // The walk proved only `access`; the other rights come from the same path, re-read
+            // (cache-hot). If a writer changed it meanwhile, its generation bump flushes us anyway.
+            if (!_p2m.TryGetTlbRights(gpa, level, hpaBase, out uint rights) || (access & ~rights) != 0)
+            {
+                return;
+            }
+
+            if (_accessDirty && (access & (uint)AccessKind.Write) == 0)
+            {
+                rights &= ~(uint)AccessKind.Write;   // a later write must walk to set the dirty flag
+            }
+
+            ulong payload = rights | ((ulong)level << LevelShift);
+            if (level == 2)
+            {
+                ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
+                e2.Tag = (gpa & ~Mask2M) | _epoch;
+                e2.Data = hpaBase | payload;
+            }
+            else if (level == 3)
+            {
+                ref Entry e1 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries1G), (nint)((gpa >> 30) & (Entries1G - 1)));
+                e1.Tag = (gpa & ~Mask1G) | _epoch;
+                e1.Data = hpaBase | payload;
+            }
+
+            Fill4K(gpa, (t.Hpa & ~EptEntry.PageMask) | payload);
+        }
+
+        private void Fill4K(ulong gpa, ulong data)
+        {
+            ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
+            if ((e.Tag & EpochMask) != _epoch)
+            {
+                _used++;    // a slot empty in this epoch
+            }
+
+            e.Tag = (gpa & ~EptEntry.PageMask) | _epoch;
+            e.Data = data;
+        }
+
+        private void FlushCore(long generation)
+        {
+            _generation = generation;
+            _flushes++;
+            int used = _used;
+            _used = 0;
+            int capacity = _entries.Length;
+            if (_minCapacity != _maxCapacity)
+            {
+                // QEMU's rule, decided only here: > 70 % of the slots filled since the last flush
+                // doubles the array, < 30 % halves it.
+                int wanted = capacity;
+                if ((long)used * 10 > (long)capacity * 7 && capacity < _maxCapacity)
+                {
+                    wanted = capacity * 2;
+                }
+                else if ((long)used * 10 < (long)capacity * 3 && capacity > _minCapacity)
+                {
+                    wanted = capacity / 2;
+                }
+
+                if (wanted != capacity)
+                {
+                    _entries = new Entry[wanted];   // zeroed: every slot empty
+                    _indexMask = (ulong)(wanted - 1);
+                    _resizes++;
+                }
+            }
+
+            if (_epoch == EpochMax)
+            {
+                // The epoch wraps: clear every tag so no entry from 4095 flushes ago can match.
+                Array.Clear(_entries);
+                Array.Clear(_entries2M);
+                Array.Clear(_entries1G);
+                _epoch = 1;
+            }
+            else
+            {
+                _epoch++;
+            }
+        }
+
+        private static int CheckPowerOfTwo(int value, string name, int min, int max)
+        {
+            if (value < min || value > max || (value & (value - 1)) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(name, value, $"Must be a power of two in [{min}, {max}].");
+            }
+
+            return value;
+        }
+
+        // One cached translation: 16 bytes, four to a cache line.
+        private struct Entry
+        {
+            public ulong Tag;
+            public ulong Data;
+        }
+    }
+}
