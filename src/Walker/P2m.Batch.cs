@@ -114,11 +114,7 @@ namespace FastEpt
                     WalkGathered(b, gpas, (uint)access, results);
                     break;
                 default:
-                    for (int i = 0; i < gpas.Length; i++)
-                    {
-                        results[i] = Walk(b, gpas[i], (uint)access);
-                    }
-
+                    WalkEach(b, gpas, (uint)access, results);
                     break;
             }
 
@@ -174,6 +170,17 @@ namespace FastEpt
             }
 
             return near >= 12;
+        }
+
+        // One complete walk after another. A method of its own, so the loop gets the registers
+        // (inside the dispatcher, the JIT spilled its state to the stack on every iteration).
+        private void WalkEach(byte* b, ReadOnlySpan<ulong> gpas, uint access, Span<EptTranslation> results)
+        {
+            results = results.Slice(0, gpas.Length);
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                results[i] = Walk(b, gpas[i], access);
+            }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
