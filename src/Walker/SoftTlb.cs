@@ -41,7 +41,7 @@ namespace FastEpt
     /// vCPU); it takes no lock and is not safe for concurrent use. Any number of TLBs over one
     /// p2m run concurrently with that p2m's writers.</para>
     /// </remarks>
-    public sealed class SoftTlb
+    public sealed unsafe class SoftTlb
     {
         /// <summary>The default number of 4 KiB entries.</summary>
         public const int DefaultCapacity = 256;
@@ -51,6 +51,9 @@ namespace FastEpt
 
         /// <summary>Entries of the 2 MiB array.</summary>
         internal const int Entries2M = 64;
+
+        // TranslateBatch: misses are collected and walked together in chunks of this many addresses.
+        private const int BatchMissChunk = 256;
 
         /// <summary>Entries of the 1 GiB array.</summary>
         internal const int Entries1G = 16;
@@ -232,12 +235,98 @@ namespace FastEpt
             }
 
             results = results.Slice(0, gpas.Length);    // same length: the JIT drops both bounds checks
-            for (int i = 0; i < gpas.Length; i++)
+            if (gpas.Length < BatchMissChunk)
             {
-                results[i] = Translate(gpas[i], access);
+                for (int i = 0; i < gpas.Length; i++)
+                {
+                    results[i] = Translate(gpas[i], access);
+                }
+
+                return gpas.Length;
+            }
+
+            // Hits are answered in place; the misses of each chunk are walked together by the
+            // p2m's batch walker (memory-level parallelism), then filled.
+            ulong* missGpas = stackalloc ulong[BatchMissChunk];
+            int* missIndex = stackalloc int[BatchMissChunk];
+            EptTranslation* missResults = stackalloc EptTranslation[BatchMissChunk];
+            for (int start = 0; start < gpas.Length; start += BatchMissChunk)
+            {
+                int end = Math.Min(start + BatchMissChunk, gpas.Length);
+                // Generations are read before any walk of this chunk (see Miss).
+                long generation = CurrentGeneration();
+                if (generation != _generation)
+                {
+                    FlushCore(generation);
+                }
+
+                int misses = 0;
+                long hits = 0;
+                for (int i = start; i < end; i++)
+                {
+                    ulong gpa = gpas[i];
+                    if (TryHit(gpa, (uint)access, out EptTranslation hit))
+                    {
+                        results[i] = hit;
+                        hits++;
+                    }
+                    else
+                    {
+                        missGpas[misses] = gpa;
+                        missIndex[misses] = i;
+                        misses++;
+                    }
+                }
+
+                _hits += hits;
+                if (misses != 0)
+                {
+                    _p2m.TranslateBatch(new ReadOnlySpan<ulong>(missGpas, misses), access, new Span<EptTranslation>(missResults, misses));
+                    _misses += misses;
+                    for (int k = 0; k < misses; k++)
+                    {
+                        EptTranslation t = missResults[k];
+                        results[missIndex[k]] = t;
+                        if (t.Status == EptStatus.Ok)
+                        {
+                            Fill(missGpas[k], t, (uint)access);
+                        }
+                    }
+                }
             }
 
             return gpas.Length;
+        }
+
+        // A hit in the 4K array or, failing that, in the superpage arrays (which also fills the
+        // 4K slot). Arguments were validated by the caller; the generation is current.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private bool TryHit(ulong gpa, uint access, out EptTranslation result)
+        {
+            ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
+            ulong data = e.Data;
+            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
+            {
+                result = new EptTranslation(EptStatus.Ok, (data & ~EptEntry.PageMask) | (gpa & EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
+                return true;
+            }
+
+            ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
+            if (e2.Tag == ((gpa & ~Mask2M) | _epoch) && (access & ~unchecked((uint)e2.Data)) == 0)
+            {
+                result = SuperpageFill(gpa, e2.Data, Mask2M);
+                return true;
+            }
+
+            ref Entry e1 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries1G), (nint)((gpa >> 30) & (Entries1G - 1)));
+            if (e1.Tag == ((gpa & ~Mask1G) | _epoch) && (access & ~unchecked((uint)e1.Data)) == 0)
+            {
+                result = SuperpageFill(gpa, e1.Data, Mask1G);
+                return true;
+            }
+
+            result = default;
+            return false;
         }
 
         /// <summary>Empties the TLB (O(1)); with dynamic sizing, may resize it.</summary>
@@ -301,6 +390,11 @@ namespace FastEpt
         private EptTranslation SuperpageHit(ulong gpa, ulong data, ulong offsetMask)
         {
             _hits++;
+            return SuperpageFill(gpa, data, offsetMask);
+        }
+
+        private EptTranslation SuperpageFill(ulong gpa, ulong data, ulong offsetMask)
+        {
             ulong hpa = (data & ~EptEntry.PageMask) | (gpa & offsetMask);
             ulong payload = data & EptEntry.PageMask;
             Fill4K(gpa, (hpa & ~EptEntry.PageMask) | payload);
