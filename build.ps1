@@ -3,7 +3,7 @@
 
 # Builds, tests and benchmarks FastEpt: a thin mirror of build.sh with the same verbs.
 #   ./build.ps1 test
-#   ./build.ps1 bench [--quick | --full | BenchmarkDotNet args...]
+#   ./build.ps1 bench [--quick | --full | --ratio | BenchmarkDotNet args...]
 #   ./build.ps1 help
 
 Set-StrictMode -Version Latest
@@ -45,10 +45,14 @@ Verbs:
                  run its CTest suite (sanitized C driver, example), restore, build
                  ($Configuration) and pack, then run every .NET test project;
                  ends with one line 'N passed, N failed[, N skipped]'
-  bench [args]   restore, build ($Configuration) and run bench/FastEpt.Bench;
-                 with no args runs '--quick' (Perf_Translate, short job);
-                 '--full' runs every benchmark class with the default job;
-                 other args go to BenchmarkDotNet (e.g. --filter '*Translate*')
+  bench [args]   build native/ and bench/FastEpt.Bench ($Configuration) and run it;
+                 with no args runs '--quick' (Perf_TranslateSuite on its quick
+                 scenarios with a short in-process job, then the goals table;
+                 under 3 minutes in all); '--full' runs every benchmark class,
+                 the suite over its whole [Params] matrix, with the default job,
+                 then the goals table; '--ratio' prints the goals table alone;
+                 other args go to BenchmarkDotNet (e.g. --filter '*TlbHit*');
+                 reports are written under bench/results/
   help           print this message
 "@
 }

@@ -33,10 +33,14 @@ Verbs:
                  ($configuration) and pack, then run every .NET test project, and
                  the batch-walk tests again with DOTNET_EnableHWIntrinsic=0;
                  ends with one line 'N passed, N failed[, N skipped]'
-  bench [args]   restore, build ($configuration) and run bench/FastEpt.Bench;
-                 with no args runs '--quick' (Perf_Translate, short job);
-                 '--full' runs every benchmark class with the default job;
-                 other args go to BenchmarkDotNet (e.g. --filter '*Translate*')
+  bench [args]   build native/ and bench/FastEpt.Bench ($configuration) and run it;
+                 with no args runs '--quick' (Perf_TranslateSuite on its quick
+                 scenarios with a short in-process job, then the goals table;
+                 under 3 minutes in all); '--full' runs every benchmark class,
+                 the suite over its whole [Params] matrix, with the default job,
+                 then the goals table; '--ratio' prints the goals table alone;
+                 other args go to BenchmarkDotNet (e.g. --filter '*TlbHit*');
+                 reports are written under bench/results/
   help           print this message
 EOF
 }

@@ -3,8 +3,11 @@
 
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Exporters;
+using BenchmarkDotNet.Exporters.Json;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Loggers;
 using BenchmarkDotNet.Reports;
@@ -17,14 +20,17 @@ namespace FastEpt.Bench
     /// <summary>
     /// Benchmark entry point.
     /// <list type="bullet">
-    /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_Translate"/> with a
-    /// short in-process job, for a table in well under a minute.</item>
-    /// <item><c>--full</c>: every benchmark class with BenchmarkDotNet's default job.</item>
-    /// <item><c>--ratio</c>: managed against native walks timed interleaved (<see cref="InterleavedRatio"/>),
-    /// for ratios that a noisy machine cannot skew.</item>
+    /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_TranslateSuite"/> on its
+    /// quick scenarios (both footprints, 4K pages, random GPAs) with a short in-process job, then the
+    /// goals table (<see cref="Goals"/>). A few minutes at most on 2 cores.</item>
+    /// <item><c>--full</c>: every benchmark class, <see cref="Perf_TranslateSuite"/> over its whole
+    /// [Params] matrix, with BenchmarkDotNet's default job, then the goals table.</item>
+    /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
-    /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...).</item>
+    /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...), with the same exporters.</item>
     /// </list>
+    /// Reports go to <c>bench/results/&lt;quick|full|ratio|custom&gt;/</c>: the suite's markdown and JSON
+    /// tables and goals.md/goals.json; BenchmarkDotNet's logs and raw files to <c>bench/results/.bdn</c>.
     /// Returns 0 when every benchmark produced results, 1 otherwise, 2 for bad arguments.
     /// </summary>
     public static class Program
@@ -40,48 +46,66 @@ namespace FastEpt.Bench
             ConsoleLogger.Default.WriteLineWarning("Benchmarks are running in a DEBUG build: numbers are meaningless. Use -c Release.");
             ConsoleLogger.Default.WriteLine();
 #endif
-            if (args.Length == 1 && args[0] == RatioFlag)
+            string resultsRoot = FindResultsRoot();
+            try
             {
-                return InterleavedRatio.Run();
-            }
+                if (args.Length == 1 && args[0] == RatioFlag)
+                {
+                    return Goals.Run(null, Path.Combine(resultsRoot, "ratio"));
+                }
 
-            bool quick = args.Length == 0 || args.Contains(QuickFlag);
-            bool full = args.Contains(FullFlag);
-            if (quick && full)
+                bool quick = args.Length == 0 || args.Contains(QuickFlag);
+                bool full = args.Contains(FullFlag);
+                if (quick && full)
+                {
+                    ConsoleLogger.Default.WriteLineError($"{QuickFlag} and {FullFlag} are mutually exclusive.");
+                    return 2;
+                }
+
+                // Our own flags are stripped; the rest is BenchmarkDotNet's.
+                List<string> switcherArgs = args.Where(a => a != QuickFlag && a != FullFlag).ToList();
+                string mode = quick ? "quick" : full ? "full" : "custom";
+                IConfig config = WithExports(quick ? CreateQuickConfig() : DefaultConfig.Instance, resultsRoot);
+                if (quick)
+                {
+                    Perf_TranslateSuite.QuickScenarios = true;
+                    AddDefaultFilter(switcherArgs, $"*{nameof(Perf_TranslateSuite)}*");
+                }
+                else if (full)
+                {
+                    AddDefaultFilter(switcherArgs, "*");
+                }
+
+                if (switcherArgs.Count != 0)
+                {
+                    ConsoleLogger.Default.WriteLine($"Benchmark arguments: {string.Join(" ", switcherArgs)}");
+                    ConsoleLogger.Default.WriteLine();
+                }
+
+                DateTime started = DateTime.UtcNow;
+                Summary[] summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
+                                                       .Run(switcherArgs.ToArray(), config)
+                                                       .ToArray();
+                string outDir = Path.Combine(resultsRoot, mode);
+                CopyReports(summaries, outDir, started);
+                bool failed = HasErrors(summaries, switcherArgs);
+
+                if ((quick || full) && !failed)
+                {
+                    Summary? suite = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_TranslateSuite)));
+                    Goals.Run(suite, outDir);
+                }
+
+                return failed ? 1 : 0;
+            }
+            finally
             {
-                ConsoleLogger.Default.WriteLineError($"{QuickFlag} and {FullFlag} are mutually exclusive.");
-                return 2;
+                ScenarioGuest.DisposeAll();
             }
-
-            // Our own flags are stripped; the rest is BenchmarkDotNet's.
-            List<string> switcherArgs = args.Where(a => a != QuickFlag && a != FullFlag).ToList();
-            IConfig? config = null;
-            if (quick)
-            {
-                config = CreateQuickConfig();
-                AddDefaultFilter(switcherArgs, $"*{nameof(Perf_Translate)}*");
-            }
-            else if (full)
-            {
-                config = DefaultConfig.Instance;
-                AddDefaultFilter(switcherArgs, "*");
-            }
-
-            if (switcherArgs.Count != 0)
-            {
-                ConsoleLogger.Default.WriteLine($"Benchmark arguments: {string.Join(" ", switcherArgs)}");
-                ConsoleLogger.Default.WriteLine();
-            }
-
-            Summary[] summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
-                                                   .Run(switcherArgs.ToArray(), config)
-                                                   .ToArray();
-
-            return HasErrors(summaries, switcherArgs) ? 1 : 0;
         }
 
-        // A short job that runs in this process: no generated project to build, so a quick run
-        // costs seconds per benchmark even on a 2-core machine.
+        // A short job that runs in this process: no generated project to build, and the
+        // scenario guests (a 64 GiB one takes seconds to build) are built once for all cases.
         private static IConfig CreateQuickConfig()
         {
             Job quick = Job.Default
@@ -89,10 +113,76 @@ namespace FastEpt.Bench
                 .WithLaunchCount(1)
                 .WithWarmupCount(2)
                 .WithIterationCount(5)
-                .WithIterationTime(TimeInterval.FromMilliseconds(250))
+                .WithIterationTime(TimeInterval.FromMilliseconds(200))
                 .WithId("Quick");
 
             return DefaultConfig.Instance.AddJob(quick);
+        }
+
+        // Markdown (GitHub) and full JSON reports besides BenchmarkDotNet's defaults; its
+        // artifacts (logs, CSV, HTML, the generated projects of out-of-process jobs) in
+        // bench/results/.bdn.
+        private static IConfig WithExports(IConfig config, string resultsRoot)
+        {
+            ManualConfig manual = ManualConfig.Create(config);
+            if (!manual.GetExporters().Contains(MarkdownExporter.GitHub))
+            {
+                manual.AddExporter(MarkdownExporter.GitHub);
+            }
+
+            manual.AddExporter(JsonExporter.Full);
+            manual.ArtifactsPath = Path.Combine(resultsRoot, ".bdn");
+            return manual;
+        }
+
+        // The exported GitHub markdown and full JSON of each class run now, under stable names
+        // (<class>.md, <class>.json) in outDir.
+        private static void CopyReports(Summary[] summaries, string outDir, DateTime startedUtc)
+        {
+            foreach (Summary summary in summaries)
+            {
+                if (!Directory.Exists(summary.ResultsDirectoryPath))
+                {
+                    continue;
+                }
+
+                foreach ((string suffix, string extension) in new[] { ("-report-github.md", ".md"), ("-report-full.json", ".json") })
+                {
+                    foreach (string file in Directory.GetFiles(summary.ResultsDirectoryPath, "*" + suffix))
+                    {
+                        if (File.GetLastWriteTimeUtc(file) < startedUtc)
+                        {
+                            continue;
+                        }
+
+                        string name = Path.GetFileName(file);
+                        name = name[..^suffix.Length];
+                        name = name.StartsWith("FastEpt.Bench.", StringComparison.Ordinal) ? name["FastEpt.Bench.".Length..] : name;
+                        Directory.CreateDirectory(outDir);
+                        string target = Path.Combine(outDir, name + extension);
+                        File.Copy(file, target, overwrite: true);
+                        ConsoleLogger.Default.WriteLine($"Report: {target}");
+                    }
+                }
+            }
+        }
+
+        // bench/results in the repository this program was built from (or under the working
+        // directory when run from elsewhere).
+        private static string FindResultsRoot()
+        {
+            foreach (string start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            {
+                for (DirectoryInfo? dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                {
+                    if (File.Exists(Path.Combine(dir.FullName, "FastEpt.sln")))
+                    {
+                        return Path.Combine(dir.FullName, "bench", "results");
+                    }
+                }
+            }
+
+            return Path.Combine(Environment.CurrentDirectory, "bench", "results");
         }
 
         // Without a filter BenchmarkSwitcher asks on the console which benchmark to run, which
