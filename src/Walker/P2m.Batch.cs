@@ -41,12 +41,12 @@ namespace FastEpt
         internal static readonly long CacheResidentTableBytes = 8L << 20;
 
         /// <summary>
-        /// Whether <see cref="BatchPath.Auto"/> uses AVX2 gathers for every batch of 32 or more.
-        /// Measured on Intel (see docs/performance.md): gathered walks beat scalar and pipelined
-        /// walks on every table footprint and address pattern, cache-resident and sequential
-        /// included. On AMD Zen, gathers are microcoded and published measurements show them
-        /// losing to scalar loads with prefetch, so there (and without AVX2) Auto picks between
-        /// the scalar loop and the pipeline by table footprint and address locality.
+        /// Whether <see cref="BatchPath.Auto"/> uses AVX2 gathers where the tables are cached (or
+        /// the addresses clustered). Measured on Intel (see docs/performance.md): there, gathered
+        /// walks beat one-at-a-time walks, sequential addresses included; on tables far larger
+        /// than the caches the pipeline wins. On AMD Zen, gathers are microcoded and published
+        /// measurements show them losing to scalar loads with prefetch, so there (and without
+        /// AVX2) cached tables are walked one address at a time.
         /// </summary>
         internal static readonly bool PreferGather = Avx2.IsSupported && !IsAmd();
 
@@ -144,14 +144,16 @@ namespace FastEpt
                         return BatchPath.Scalar;
                     }
 
-                    if (PreferGather)
+                    // Tables well beyond the caches, addresses scattered over them: most walks
+                    // miss on their leaf, and the pipeline keeps the most misses in flight.
+                    if (TableFrameCount * EptEntry.PageSize > CacheResidentTableBytes && !IsClustered(gpas))
                     {
-                        return BatchPath.Gather;
+                        return BatchPath.Pipelined;
                     }
 
-                    return TableFrameCount * EptEntry.PageSize <= CacheResidentTableBytes || IsClustered(gpas)
-                        ? BatchPath.Scalar
-                        : BatchPath.Pipelined;
+                    // Cache hits: what is left to save is instructions, which gathers do where they
+                    // are fast; elsewhere interleaving only adds bookkeeping.
+                    return PreferGather ? BatchPath.Gather : BatchPath.Scalar;
             }
         }
 

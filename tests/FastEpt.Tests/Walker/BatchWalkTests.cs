@@ -209,19 +209,22 @@ namespace FastEpt.Tests.Walker
             ulong[] clustered = Enumerable.Range(0, 4096).Select(i => (ulong)i << 12).ToArray();
             Assert.Equal(BatchPath.Scalar, p2m.ResolveBatchPath(BatchPath.Auto, scattered.AsSpan(0, 8)));
 
-            BatchPath big = p2m.ResolveBatchPath(BatchPath.Auto, scattered);
-            if (P2m.PreferGather)
+            // Cache-resident tables: gathers where they were measured to win, else one at a time.
+            BatchPath cached = P2m.PreferGather ? BatchPath.Gather : BatchPath.Scalar;
+            Assert.Equal(cached, p2m.ResolveBatchPath(BatchPath.Auto, scattered));
+            Assert.Equal(cached, p2m.ResolveBatchPath(BatchPath.Auto, clustered));
+
+            // Tables beyond the cache-resident size: scattered addresses go to the pipeline,
+            // clustered ones (sharing leaf tables and lines) still do not.
+            long tablesNeeded = P2m.CacheResidentTableBytes / 4096 + 64;
+            for (ulong region = 0; p2m.TableFrameCount < tablesNeeded; region++)
             {
-                // Where gathers were measured to win, they win on every shape.
-                Assert.Equal(BatchPath.Gather, big);
-                Assert.Equal(BatchPath.Gather, p2m.ResolveBatchPath(BatchPath.Auto, clustered));
+                p2m.SetEntry(region << 9, region & 0xFFF, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
             }
-            else
-            {
-                // Tiny tables are cache-resident: interleaving would only add bookkeeping.
-                Assert.Equal(BatchPath.Scalar, big);
-                Assert.Equal(BatchPath.Scalar, p2m.ResolveBatchPath(BatchPath.Auto, clustered));
-            }
+
+            Assert.Equal(BatchPath.Pipelined, p2m.ResolveBatchPath(BatchPath.Auto, scattered));
+            Assert.Equal(cached, p2m.ResolveBatchPath(BatchPath.Auto, clustered));
+            Assert.Equal(BatchPath.Scalar, p2m.ResolveBatchPath(BatchPath.Auto, scattered.AsSpan(0, 31)));
         }
 
         [Fact]
