@@ -12,8 +12,46 @@ namespace FastEpt
     // everything it cached. Filling a hole needs no bump: a TLB never caches a failed walk.
     public sealed unsafe partial class P2m
     {
-        // Only ever increases (Interlocked.Increment), so a TLB may compare sums of generations.
+        // Only ever increases (Interlocked.Increment).
         private long _tlbGeneration;
+
+        // Every p2m ever created and still alive, for all-context invalidation. Weak: a p2m
+        // nobody references can have no TLB that looks up through it.
+        private static readonly List<WeakReference<P2m>> s_live = new();
+        private static int s_pruneAt = 64;
+
+        // Called by the constructor.
+        private static void RegisterForTlbInvalidation(P2m p2m)
+        {
+            lock (s_live)
+            {
+                if (s_live.Count >= s_pruneAt)
+                {
+                    s_live.RemoveAll(w => !w.TryGetTarget(out _));
+                    s_pruneAt = Math.Max(64, s_live.Count * 2);
+                }
+
+                s_live.Add(new WeakReference<P2m>(p2m));
+            }
+        }
+
+        /// <summary>
+        /// All-context INVEPT (<see cref="SoftTlb.InvalidateAll"/>): bumps the TLB generation of
+        /// every live p2m before it returns.
+        /// </summary>
+        internal static void InvalidateAllTlbs()
+        {
+            lock (s_live)
+            {
+                foreach (WeakReference<P2m> w in s_live)
+                {
+                    if (w.TryGetTarget(out P2m? p2m))
+                    {
+                        p2m.BumpTlbGeneration();
+                    }
+                }
+            }
+        }
 
         /// <summary>
         /// Makes every translation a <see cref="SoftTlb"/> cached from this p2m unreachable, as a

@@ -103,6 +103,7 @@ namespace FastEpt
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (SPEC.md 1.2)
             _tables.Add(_rootMfn);
+            RegisterForTlbInvalidation(this);
         }
 
         /// <summary>A copy of the options this p2m was created with.</summary>

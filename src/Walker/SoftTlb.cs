@@ -25,9 +25,9 @@ namespace FastEpt
     /// <para><b>Coherence (INVEPT semantics).</b> Every <see cref="P2m.SetEntry"/> that replaces
     /// a present entry (removal, remap, restriction, type change, split, merge) bumps the p2m's
     /// generation before it returns, as does <see cref="P2m.InvalidateTlbs"/> (single-context
-    /// invalidation) and <see cref="P2m.Dispose"/>; <see cref="InvalidateAll"/> bumps a
-    /// process-wide generation (all-context invalidation). Each lookup compares the sum of both
-    /// generations with the one the TLB last saw and empties itself first when it changed, so a
+    /// invalidation) and <see cref="P2m.Dispose"/>; <see cref="InvalidateAll"/> (all-context
+    /// invalidation) bumps the generation of every live p2m. Each lookup compares the
+    /// generation with the one the TLB last saw and empties itself first when it changed, so a
     /// lookup that starts after an invalidating write returned never sees a stale translation.
     /// A miss reads the generations before it walks, so a fill that raced a writer is dropped
     /// by the next lookup. Emptying is O(1): entries are tagged with a per-TLB epoch and the
@@ -66,9 +66,6 @@ namespace FastEpt
         private const ulong Mask2M = (1UL << 21) - 1;
         private const ulong Mask1G = (1UL << 30) - 1;
 
-        // The all-context generation: bumped by InvalidateAll, read by every lookup.
-        private static long s_globalGeneration;
-
         private readonly P2m _p2m;
         private readonly bool _accessDirty;
         private readonly ulong _gpaLimit;
@@ -76,8 +73,9 @@ namespace FastEpt
         private readonly int _maxCapacity;
         private readonly Entry[] _entries2M = new Entry[Entries2M];
         private readonly Entry[] _entries1G = new Entry[Entries1G];
-        private Entry[] _entries;
-        private ulong _indexMask;
+        private Entry[] _entries = null!; // pinned (see AllocateEntries); _base points at element 0
+        private Entry* _base;
+        private ulong _byteMask;        // (capacity - 1) << 4: a GPA's slot offset in bytes
         private ulong _epoch = 1;
         private long _generation;       // p2m generation + global generation when last emptied
         private int _used;              // 4 KiB slots filled since the last flush
@@ -125,8 +123,7 @@ namespace FastEpt
             _gpaLimit = p2m.GpaLimit;
             _minCapacity = minCapacity;
             _maxCapacity = maxCapacity;
-            _entries = new Entry[capacity];
-            _indexMask = (ulong)(capacity - 1);
+            AllocateEntries(capacity);
             _generation = CurrentGeneration();
         }
 
@@ -159,7 +156,7 @@ namespace FastEpt
         /// in the process unreachable before this call returns (each TLB empties itself on its next lookup).
         /// </summary>
         /// <remarks>Lock-free, O(1).</remarks>
-        public static void InvalidateAll() => Interlocked.Increment(ref s_globalGeneration);
+        public static void InvalidateAll() => P2m.InvalidateAllTlbs();
 
         /// <summary>
         /// Translates <paramref name="gpa"/> for <paramref name="access"/>, from the cache when it
@@ -177,20 +174,20 @@ namespace FastEpt
         {
             unchecked
             {
-                ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
-                ulong data = e.Data;
+                Entry* e = Slot(gpa);
+                ulong data = e->Data;
                 uint a = (uint)access;
                 // One test: same page and epoch (a GPA out of range was never cached), the cached
                 // rights cover the access (access > 7 has a bit in 7:3, where data is zero),
                 // access is not 0, and no invalidation happened since the last flush.
-                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
+                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag)
                              | (a & ~(uint)data)
                              | ((a - 1) >> 31)
                              | (ulong)(CurrentGeneration() ^ _generation);
                 if (miss == 0)
                 {
                     _hits++;
-                    return new EptTranslation(EptStatus.Ok, (data & ~EptEntry.PageMask) | (gpa & EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
+                    return new EptTranslation(EptStatus.Ok, gpa + (data & ~EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
                 }
 
                 return Miss(gpa, access);
@@ -303,11 +300,11 @@ namespace FastEpt
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private bool TryHit(ulong gpa, uint access, out EptTranslation result)
         {
-            ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
-            ulong data = e.Data;
-            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
+            Entry* e = Slot(gpa);
+            ulong data = e->Data;
+            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
             {
-                result = new EptTranslation(EptStatus.Ok, (data & ~EptEntry.PageMask) | (gpa & EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
+                result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)(data >> LevelShift) & 7, 0);
                 return true;
             }
 
@@ -345,9 +342,10 @@ namespace FastEpt
         public override string ToString()
             => $"SoftTlb capacity={Capacity} hits={_hits} misses={_misses} flushes={_flushes}";
 
-        // Both generations only increase, so their sum changes whenever either does.
+        // The p2m's generation; all-context invalidation bumps every live p2m's (P2m.InvalidateAllTlbs),
+        // so one load serves both.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private long CurrentGeneration() => unchecked(_p2m.TlbGeneration + Volatile.Read(ref s_globalGeneration));
+        private long CurrentGeneration() => _p2m.TlbGeneration;
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         private EptTranslation Miss(ulong gpa, AccessKind access)
@@ -440,16 +438,32 @@ namespace FastEpt
             Fill4K(gpa, (t.Hpa & ~EptEntry.PageMask) | payload);
         }
 
+        // `data` is the 4 KiB page's HPA | payload; the slot keeps HPA page - GPA page instead,
+        // so a hit adds it to the GPA (one add) to get the HPA with the offset.
         private void Fill4K(ulong gpa, ulong data)
         {
-            ref Entry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), (nint)((gpa >> EptEntry.PageBits) & _indexMask));
-            if ((e.Tag & EpochMask) != _epoch)
+            Entry* e = Slot(gpa);
+            if ((e->Tag & EpochMask) != _epoch)
             {
                 _used++;    // a slot empty in this epoch
             }
 
-            e.Tag = (gpa & ~EptEntry.PageMask) | _epoch;
-            e.Data = data;
+            e->Tag = (gpa & ~EptEntry.PageMask) | _epoch;
+            e->Data = unchecked((data & ~EptEntry.PageMask) - (gpa & ~EptEntry.PageMask)) | (data & EptEntry.PageMask);
+        }
+
+        // The 4K slot of `gpa`: the index pre-shifted by the entry size (16 bytes), from the
+        // pinned array's base.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Entry* Slot(ulong gpa) => (Entry*)((byte*)_base + ((gpa >> (EptEntry.PageBits - 4)) & _byteMask));
+
+        // Allocates the 4K array on the pinned object heap: it never moves, so hits address it
+        // through a raw pointer (no null or bounds check).
+        private void AllocateEntries(int capacity)
+        {
+            _entries = GC.AllocateArray<Entry>(capacity, pinned: true);
+            _base = (Entry*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries));
+            _byteMask = (ulong)(capacity - 1) << 4;
         }
 
         private void FlushCore(long generation)
@@ -475,8 +489,7 @@ namespace FastEpt
 
                 if (wanted != capacity)
                 {
-                    _entries = new Entry[wanted];   // zeroed: every slot empty
-                    _indexMask = (ulong)(wanted - 1);
+                    AllocateEntries(wanted);        // zeroed: every slot empty
                     _resizes++;
                 }
             }
