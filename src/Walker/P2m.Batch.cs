@@ -240,7 +240,7 @@ namespace FastEpt
 
                 // Walk j: PDPTE.
                 j = i + (2 * D);
-                if ((uint)j < (uint)n)
+                if (unchecked((uint)j < (uint)n))
                 {
                     ulong* p = slots[j & Mask];
                     if (p != null)
@@ -265,7 +265,7 @@ namespace FastEpt
 
                 // Walk j: PDE.
                 j = i + D;
-                if ((uint)j < (uint)n)
+                if (unchecked((uint)j < (uint)n))
                 {
                     ulong* p = slots[j & Mask];
                     if (p != null)

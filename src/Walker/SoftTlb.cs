@@ -187,7 +187,7 @@ namespace FastEpt
                 if (miss == 0)
                 {
                     _hits++;
-                    return new EptTranslation(EptStatus.Ok, gpa + (data & ~EptEntry.PageMask), (int)(data >> LevelShift) & 7, 0);
+                    return new EptTranslation(EptStatus.Ok, gpa + (data & ~EptEntry.PageMask), (int)((data >> LevelShift) & 7), 0);
                 }
 
                 return Miss(gpa, access);
@@ -304,7 +304,7 @@ namespace FastEpt
             ulong data = e->Data;
             if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
             {
-                result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)(data >> LevelShift) & 7, 0);
+                result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)((data >> LevelShift) & 7), 0);
                 return true;
             }
 
