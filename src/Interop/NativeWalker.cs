@@ -264,24 +264,7 @@ namespace FastEpt.Interop
         /// <remarks>Lock-free and allocation-free.</remarks>
         public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
         {
-            if (results.Length < gpas.Length)
-            {
-                ThrowHelper.ThrowArgumentException_results();
-            }
-
-            if (unchecked((uint)access - 1) >= 7)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
-            }
-
-            ulong limit = _gpaLimit;
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                if (gpas[i] >= limit)
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _addressBits);
-                }
-            }
+            P2m.ValidateBatchArguments(gpas, access, results, _gpaLimit, _addressBits);
 
             ThrowIfDisposed();
             if (gpas.IsEmpty)

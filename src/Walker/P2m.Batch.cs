@@ -76,28 +76,11 @@ namespace FastEpt
         /// </summary>
         internal int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results, BatchPath path)
         {
-            if (results.Length < gpas.Length)
-            {
-                ThrowHelper.ThrowArgumentException_results();
-            }
-
-            if (unchecked((uint)access - 1) >= 7)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
-            }
+            ValidateBatchArguments(gpas, access, results, _gpaLimit, _addressBits);
 
             if ((uint)path > (uint)BatchPath.Gather)
             {
                 throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown batch path.");
-            }
-
-            ulong limit = _gpaLimit;
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                if (gpas[i] >= limit)
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _addressBits);
-                }
             }
 
             ThrowIfDisposed();
@@ -120,6 +103,32 @@ namespace FastEpt
 
             Epoch.Exit(slot, previous);
             return gpas.Length;
+        }
+
+        /// <summary>
+        /// The argument checks every batched translation makes before its first walk (P2m,
+        /// SoftTlb, the native walker): results long enough, access in 1..7, every address below
+        /// <paramref name="gpaLimit"/> (2^<paramref name="addressBits"/>).
+        /// </summary>
+        internal static void ValidateBatchArguments(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results, ulong gpaLimit, int addressBits)
+        {
+            if (results.Length < gpas.Length)
+            {
+                ThrowHelper.ThrowArgumentException_results();
+            }
+
+            if (unchecked((uint)access - 1) >= 7)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
+            }
+
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                if (gpas[i] >= gpaLimit)
+                {
+                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], addressBits);
+                }
+            }
         }
 
         /// <summary>The path a batch of <paramref name="gpas"/> actually takes when <paramref name="requested"/> is asked for.</summary>

@@ -207,24 +207,7 @@ namespace FastEpt
         /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
         public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
         {
-            if (results.Length < gpas.Length)
-            {
-                ThrowHelper.ThrowArgumentException_results();
-            }
-
-            if (unchecked((uint)access - 1) >= 7)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_access(access);
-            }
-
-            ulong limit = _gpaLimit;
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                if (gpas[i] >= limit)
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException_gpa(gpas[i], _p2m.AddressBits);
-                }
-            }
+            P2m.ValidateBatchArguments(gpas, access, results, _gpaLimit, _p2m.AddressBits);
 
             if (_p2m.IsDisposed)
             {
