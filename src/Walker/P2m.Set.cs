@@ -187,7 +187,7 @@ namespace FastEpt
 
         // Called with the writer lock held. Everything below the one slot that changes is built in
         // frames no reader can reach; that slot is then published with one compare-exchange.
-        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
+        private void SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
         {
             Debug.Assert(_writeLock.IsHeldByCurrentThread);
             byte* b = _memory.Base;

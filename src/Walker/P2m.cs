@@ -32,7 +32,7 @@ namespace FastEpt
         private const ulong EmptySlot = EptEntry.SuppressVeBit;
 
         private readonly HostMemory _memory;
-        private readonly OrderedLock _writeLock = new(OrderedLock.P2mRank, "p2m");
+        private readonly OrderedLock _writeLock;
         private readonly HashSet<ulong> _tables = new();                // owned table frames, root included
         private readonly List<(long Stamp, List<ulong> Frames)> _retired = new();
         private readonly ulong _rootMfn;
@@ -44,7 +44,7 @@ namespace FastEpt
         private readonly ulong _hostFrameLimit;    // 2^(MAXPHYADDR-12): MMIO frames must fit the address width
         private readonly bool _support1G;
         private readonly bool _accessDirty;
-        private readonly P2mAccess _defaultAccess;
+        private P2mAccess _defaultAccess;   // changed only for a re-activated altp2m view, under the write lock
         private readonly EptPermissions.Inputs _inputs;
         private readonly IEmtPolicy _emt;
 
@@ -70,8 +70,16 @@ namespace FastEpt
         /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
         /// <exception cref="InsufficientMemoryException">No frame for the root table.</exception>
         public P2m(HostMemory memory, P2mOptions? options = null)
+            : this(memory, options, OrderedLock.P2mRank, "p2m")
+        {
+        }
+
+        // Alternate views use the altp2m-view lock rank (SPEC.md 3.1), so that a host update can
+        // hold the host lock while it propagates into the views.
+        internal P2m(HostMemory memory, P2mOptions? options, int lockRank, string lockName)
         {
             ArgumentNullException.ThrowIfNull(memory);
+            _writeLock = new OrderedLock(lockRank, lockName);
             P2mOptions o = (options ?? new P2mOptions()).Clone();
             o.Validate(nameof(options));
             _memory = memory;

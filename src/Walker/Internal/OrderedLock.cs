@@ -26,7 +26,7 @@ namespace FastEpt.Internal
 #endif
 
         [ThreadStatic]
-        private static int[]? t_held;
+        private static OrderedLock?[]? t_held;
         [ThreadStatic]
         private static int t_depth;
 
@@ -62,13 +62,14 @@ namespace FastEpt.Internal
         {
             if (_lock.IsHeldByCurrentThread)
             {
-                throw new LockRecursionException($"Lock '{Name}' (rank {Rank}) is not re-entrant.");
+                throw new LockRecursionException($"Lock '{Name}' (rank {Rank}) is not re-entrant: this thread already holds it.");
             }
 
-            int[] held = t_held ??= new int[16];
-            if (t_depth > 0 && held[t_depth - 1] >= Rank)
+            OrderedLock?[] held = t_held ??= new OrderedLock?[16];
+            if (t_depth > 0 && held[t_depth - 1]!.Rank >= Rank)
             {
-                throw new InvalidOperationException($"Lock order violated: '{Name}' (rank {Rank}) taken while holding rank {held[t_depth - 1]}.");
+                OrderedLock top = held[t_depth - 1]!;
+                throw new InvalidOperationException($"Lock order violated: '{Name}' (rank {Rank}) taken while holding '{top.Name}' (rank {top.Rank}).");
             }
 
             if (t_depth == held.Length)
@@ -77,15 +78,15 @@ namespace FastEpt.Internal
                 held = t_held;
             }
 
-            held[t_depth++] = Rank;
+            held[t_depth++] = this;
         }
 
         private void Exit(bool tracked)
         {
             if (tracked)
             {
-                Debug.Assert(t_depth > 0 && t_held![t_depth - 1] == Rank, "locks released out of order");
-                t_depth--;
+                Debug.Assert(t_depth > 0 && ReferenceEquals(t_held![t_depth - 1], this), "locks released out of order");
+                t_held![--t_depth] = null;
             }
 
             _lock.Exit();
@@ -102,7 +103,7 @@ namespace FastEpt.Internal
                 _tracked = tracked;
             }
 
-            public void Dispose() => _owner.Exit(_tracked);
+            public void Dispose() => _owner?.Exit(_tracked);
         }
     }
 }

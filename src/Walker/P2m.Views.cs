@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    /// <summary>
+    /// Told about every entry the host p2m writes, with the host's writer lock held (Xen's
+    /// <c>p2m_altp2m_propagate_change</c> hook, SPEC.md 4.5).
+    /// </summary>
+    internal interface IHostChangeObserver
+    {
+        /// <param name="gfn">First GFN of the written range (aligned to <paramref name="order"/>).</param>
+        /// <param name="order">0, 9 or 18.</param>
+        /// <param name="mfn">The frame written, <see cref="Mfn.Invalid"/> when the entry names none.</param>
+        /// <param name="type">The type written.</param>
+        /// <param name="access">The access written.</param>
+        /// <param name="before">The host's entry for <paramref name="gfn"/> just before the write.</param>
+        void OnHostChange(ulong gfn, int order, ulong mfn, P2mType type, P2mAccess access, in P2mEntry before);
+    }
+
+    // Internal plumbing for Domain and Altp2m: writes under a lock the caller already holds, view
+    // reset, and the host-change hook.
+    public sealed unsafe partial class P2m
+    {
+        private IHostChangeObserver? _observer;
+
+        internal OrderedLock WriteLock => _writeLock;
+
+        internal IHostChangeObserver? ChangeObserver
+        {
+            get => _observer;
+            set => _observer = value;
+        }
+
+        /// <summary>The default access (lazy copies into a view, PoD population, middle entries).</summary>
+        internal P2mAccess DefaultAccess
+        {
+            get => _defaultAccess;
+            set
+            {
+                Debug.Assert(_writeLock.IsHeldByCurrentThread);
+                _defaultAccess = value;
+                Options.DefaultAccess = value;
+            }
+        }
+
+        /// <summary><see cref="SetEntry"/> for a caller that already holds this p2m's writer lock.</summary>
+        internal void SetEntryHeld(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        {
+            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            ThrowIfDisposed();
+            ValidateSet(gfn, mfn, order, type, access, suppressVe);
+            SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
+        }
+
+        // Every write goes through here: the core write, then (host p2m of a domain with views)
+        // propagation with the host lock still held, as Xen does from ept_set_entry.
+        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
+        {
+            IHostChangeObserver? observer = _observer;
+            if (observer is null)
+            {
+                SetEntryCore(gfn, mfn, order, type, access, sveMode);
+                return;
+            }
+
+            P2mEntry before = Lookup(_memory.Base, gfn);
+            SetEntryCore(gfn, mfn, order, type, access, sveMode);
+            bool namesFrame = mfn != Mfn.Invalid && type is not (P2mType.Invalid or P2mType.PopulateOnDemand);
+            observer.OnHostChange(gfn, order, namesFrame ? mfn : Mfn.Invalid, type, access, before);
+        }
+
+        /// <summary>
+        /// The access a write of <paramref name="type"/> can actually carry: write is dropped where
+        /// it would be write-without-read, and execute-only where this CPU cannot execute-only.
+        /// </summary>
+        internal P2mAccess Representable(P2mType type, P2mAccess access, int order)
+        {
+            if (EptPermissions.IsWriteWithoutRead(type, access))
+            {
+                access = access == P2mAccess.WX ? P2mAccess.X : P2mAccess.N;
+            }
+
+            if (!Options.ExecuteOnly
+                && (EptPermissions.Apply(0, type, access, order != 0, _inputs) & EptEntry.RwxMask) == 4)
+            {
+                access = P2mAccess.N;
+            }
+
+            return access;
+        }
+
+        /// <summary>
+        /// Empties the whole p2m (Xen's altp2m view reset): every root slot is cleared with one
+        /// store, the subtrees below are reclaimed once no reader can be inside them, and
+        /// software TLBs are invalidated. The caller holds the writer lock.
+        /// </summary>
+        internal void ResetLocked()
+        {
+            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            ThrowIfDisposed();
+            byte* b = _memory.Base;
+            ulong* root = (ulong*)(b + (_rootMfn << EptEntry.PageBits));
+            bool changed = false;
+            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            {
+                ulong old = Volatile.Read(ref root[i]);
+                if (old == 0)
+                {
+                    continue;
+                }
+
+                Volatile.Write(ref root[i], 0);
+                changed = true;
+                ulong child = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if ((old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
+                {
+                    RetireSubtree(b, child, _levels - 1);
+                }
+            }
+
+            Volatile.Write(ref _maxMappedPfn, 0);
+            Volatile.Write(ref _podEntryCount, 0);
+            if (changed)
+            {
+                BumpTlbGeneration();
+            }
+
+            TryReclaimLocked();
+        }
+    }
+}

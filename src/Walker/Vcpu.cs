@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+namespace FastEpt
+{
+    /// <summary>Guest paging mode of a <see cref="Vcpu"/>.</summary>
+    public enum GuestPagingMode
+    {
+        /// <summary>Paging off: a linear address is the guest-physical address.</summary>
+        Flat,
+
+        /// <summary>Long mode, 4-level paging.</summary>
+        LongMode4,
+
+        /// <summary>Long mode, 5-level paging (LA57).</summary>
+        LongMode5,
+    }
+
+    /// <summary>
+    /// A virtual CPU of a <see cref="Domain"/>: its current altp2m view, paging registers, #VE
+    /// set-up, pause state (synchronous mem_access events) and pending exception.
+    /// </summary>
+    /// <remarks>
+    /// Thread-safety: <see cref="View"/>, <see cref="IsPaused"/> and the #VE state may be read from
+    /// any thread. Switch views with <see cref="Altp2m.Switch"/>. The paging registers are plain
+    /// properties for the thread that runs the vCPU.
+    /// </remarks>
+    public sealed class Vcpu
+    {
+        private readonly Domain _domain;
+        private readonly ManualResetEventSlim _running = new(true);
+        private readonly Lock _pauseLock = new();
+        private volatile int _view;
+        private long _veInfoGfn = unchecked((long)Mfn.Invalid);
+        private long _pausedOn;          // id of the synchronous event this vCPU waits for; 0 = running
+        private int _pendingVector = -1;
+
+        internal Vcpu(Domain domain, int id)
+        {
+            _domain = domain;
+            Id = id;
+        }
+
+        /// <summary>Index of this vCPU in <see cref="Domain.Vcpus"/>.</summary>
+        public int Id { get; }
+
+        /// <summary>The domain that owns this vCPU.</summary>
+        public Domain Domain => _domain;
+
+        /// <summary>The view this vCPU translates through (0 = host p2m). Change it with <see cref="Altp2m.Switch"/>.</summary>
+        public int View => _view;
+
+        /// <summary>Guest paging mode.</summary>
+        public GuestPagingMode Mode { get; set; } = GuestPagingMode.Flat;
+
+        /// <summary>Guest CR3 (root of the stage-1 tables).</summary>
+        public ulong Cr3 { get; set; }
+
+        /// <summary>CR0.WP: supervisor writes honour read-only pages.</summary>
+        public bool Wp { get; set; } = true;
+
+        /// <summary>EFER.NXE: bit 63 of guest paging entries is execute-disable.</summary>
+        public bool Nxe { get; set; } = true;
+
+        /// <summary>True while the vCPU waits for the answer to a synchronous <see cref="MemAccessEvent"/>.</summary>
+        public bool IsPaused => Volatile.Read(ref _pausedOn) != 0;
+
+        /// <summary>Id of the event the vCPU is paused on, 0 when running.</summary>
+        public long PausedOnEvent => Volatile.Read(ref _pausedOn);
+
+        /// <summary>GFN of the #VE information page, or <see cref="Mfn.Invalid"/> when #VE is off.</summary>
+        public ulong VeInfoGfn => unchecked((ulong)Volatile.Read(ref _veInfoGfn));
+
+        /// <summary>The exception vector injected and not yet taken (20 = #VE), or -1.</summary>
+        public int PendingVector => Volatile.Read(ref _pendingVector);
+
+        /// <summary>Takes the pending exception vector (-1 when none), as an emulator does at its next entry.</summary>
+        public int TakePendingVector() => Interlocked.Exchange(ref _pendingVector, -1);
+
+        /// <summary>Blocks until the vCPU is not paused or the timeout expires; true when running.</summary>
+        public bool WaitUntilRunning(TimeSpan timeout, CancellationToken cancellationToken = default)
+            => _running.Wait(timeout, cancellationToken);
+
+        /// <summary>
+        /// Enables software #VE with the information page at <paramref name="veInfoGfn"/> (Xen's
+        /// <c>altp2m_vcpu_enable_ve</c>, SPEC.md 4.7).
+        /// </summary>
+        /// <exception cref="ArgumentOutOfRangeException">The GFN is beyond the host p2m's address width.</exception>
+        /// <exception cref="ArgumentException">The GFN is not plain guest RAM (RamRw or RamLogDirty) in the host p2m.</exception>
+        /// <exception cref="InvalidOperationException">#VE is already enabled on this vCPU.</exception>
+        public void EnableVe(ulong veInfoGfn)
+        {
+            P2mEntry e = _domain.HostP2m.GetEntry(veInfoGfn, P2mQuery.Alloc);
+            if (!e.IsMapped || e.Mfn == Mfn.Invalid || e.Type is not (P2mType.RamRw or P2mType.RamLogDirty))
+            {
+                throw new ArgumentException($"GFN 0x{veInfoGfn:X} is not guest RAM (type {e.Type}); the #VE information page must be.", nameof(veInfoGfn));
+            }
+
+            if (Interlocked.CompareExchange(ref _veInfoGfn, (long)veInfoGfn, unchecked((long)Mfn.Invalid)) != unchecked((long)Mfn.Invalid))
+            {
+                throw new InvalidOperationException($"#VE is already enabled on vCPU {Id}; disable it first.");
+            }
+        }
+
+        /// <summary>Disables #VE; returns false when it was not enabled.</summary>
+        public bool DisableVe()
+            => Interlocked.Exchange(ref _veInfoGfn, unchecked((long)Mfn.Invalid)) != unchecked((long)Mfn.Invalid);
+
+        internal void SetView(int view) => _view = view;
+
+        // The pause word and the wait handle change together under a leaf lock (never held
+        // across anything else), so a racing unpause cannot leave the handle reset.
+        internal bool TryPause(long eventId)
+        {
+            lock (_pauseLock)
+            {
+                if (_pausedOn != 0)
+                {
+                    return false;
+                }
+
+                _running.Reset();
+                Volatile.Write(ref _pausedOn, eventId);
+                return true;
+            }
+        }
+
+        internal bool TryUnpause(long eventId)
+        {
+            lock (_pauseLock)
+            {
+                if (_pausedOn != eventId || eventId == 0)
+                {
+                    return false;
+                }
+
+                Volatile.Write(ref _pausedOn, 0);
+                _running.Set();
+                return true;
+            }
+        }
+
+        internal void Inject(int vector) => Volatile.Write(ref _pendingVector, vector);
+    }
+}
