@@ -451,6 +451,52 @@ namespace FastEpt.Tests.DomainTests
             Assert.Throws<ObjectDisposedException>(() => d.Altp2m.CreateView());
         }
 
+        [Fact]
+        public void ChangeGfn_OutOfTableFrames_ThrowsAndViewUnchanged()
+        {
+            using var small = new HostMemory(64L << 12);
+            using var d = new Domain(small, new DomainOptions());
+            d.HostP2m.SetEntry(0x10, 0x30, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            d.HostP2m.SetEntry(0x20, 0x31, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            int v = d.Altp2m.CreateView();
+            var hog = new List<ulong>();
+            while (small.AllocatedFrameCount < small.FrameCount)
+            {
+                hog.Add(small.AllocateFrame());
+            }
+
+            // Xen returned 0 when the final set failed (SPEC.md 4.6 QUIRK); FastEpt reports it.
+            Assert.Throws<InsufficientMemoryException>(() => d.Altp2m.ChangeGfn(v, 0x10, 0x20));
+            Assert.False(d.Altp2m.View(v).GetEntry(0x10).IsMapped);
+            Assert.Equal((ulong.MaxValue, 0UL), d.Altp2m.RemappedRange(v));
+        }
+
+        [Fact]
+        public void Propagation_ViewCannotSplit_ViewResetNotStale()
+        {
+            using var small = new HostMemory(0x800L << 12);
+            using var d = new Domain(small, new DomainOptions());
+            d.HostP2m.SetEntry(0x200, 0x600, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            int v = d.Altp2m.CreateView();
+            d.Altp2m.Switch(d.Vcpus[0], v);
+            Assert.Equal(FaultOutcome.Retry, d.HandleEptViolation(d.Vcpus[0], 0x200000, AccessKind.Read, null));
+            Assert.Equal(9, d.Altp2m.View(v).GetEntry(0x200).Order);
+            var hog = new List<ulong>();
+            while (small.AllocatedFrameCount < small.FrameCount - 1)
+            {
+                hog.Add(small.AllocateFrame());
+            }
+
+            // The host split takes the last frame; the view cannot split its copy, so it is emptied
+            // rather than left mapping the old frame for 0x234.
+            d.HostP2m.SetEntry(0x234, 0x5FF, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            Assert.Equal(0x5FFUL, d.HostP2m.GetEntry(0x234).Mfn);
+            Assert.False(d.Altp2m.View(v).GetEntry(0x234).IsMapped);
+            Assert.False(d.Altp2m.View(v).GetEntry(0x200).IsMapped);
+            Assert.True(d.MemAccessEvents.TryRead(out MemAccessEvent ev));
+            Assert.Equal(MemAccessEventKind.ViewReset, ev.Kind);
+        }
+
         private sealed class NullDevice : IMmioDevice
         {
             public MmioResult Read(ulong gpa, int size, out ulong value)
