@@ -497,6 +497,25 @@ namespace FastEpt.Tests.DomainTests
             Assert.Equal(MemAccessEventKind.ViewReset, ev.Kind);
         }
 
+        [Fact]
+        public async Task ReadmeExample_Runs()
+        {
+            HostMemory memory = _memory;
+            using var domain = new Domain(memory, new DomainOptions { Vcpus = 2, AltViews = 4 });
+            domain.HostP2m.SetEntry(0x200, 0x80000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            int view = domain.Altp2m.CreateView(P2mAccess.RX);
+            domain.Altp2m.SetMemAccess(view, 0x234, P2mAccess.R);
+            domain.Altp2m.Switch(domain.Vcpus[0], view);
+            domain.MonitorMemAccess = true;
+            FaultOutcome o = domain.HandleEptViolation(domain.Vcpus[0], 0x234000, AccessKind.Write, gla: null);
+            Assert.Equal(FaultOutcome.MemAccessEvent, o);
+            Assert.True(domain.Vcpus[0].IsPaused);
+            MemAccessEvent ev = await domain.MemAccessEvents.ReadAsync();
+            domain.RespondToMemAccess(ev, switchToView: 0);
+            Assert.Equal((0, false), (domain.Vcpus[0].View, domain.Vcpus[0].IsPaused));
+            Assert.Equal(P2mAccess.RX, domain.Altp2m.View(view).GetEntry(0x235).Access);
+        }
+
         private sealed class NullDevice : IMmioDevice
         {
             public MmioResult Read(ulong gpa, int size, out ulong value)
