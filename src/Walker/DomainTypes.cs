@@ -18,7 +18,11 @@ namespace FastEpt
         /// </summary>
         InvalidType,
 
-        /// <summary>The entry is being changed by someone else; try again.</summary>
+        /// <summary>
+        /// The entry is being changed by someone else; try again. Part of the API contract; the
+        /// current operations never return it, because every view operation serialises on the host
+        /// p2m's writer lock.
+        /// </summary>
         Busy,
     }
 

@@ -90,6 +90,11 @@ namespace FastEpt
         /// <exception cref="InvalidOperationException">#VE is already enabled on this vCPU.</exception>
         public void EnableVe(ulong veInfoGfn)
         {
+            if (veInfoGfn >= _domain.HostP2m.GpaLimit >> EptEntry.PageBits)
+            {
+                throw new ArgumentOutOfRangeException(nameof(veInfoGfn), $"GFN 0x{veInfoGfn:X} is beyond the guest-physical address width.");
+            }
+
             P2mEntry e = _domain.HostP2m.GetEntry(veInfoGfn, P2mQuery.Alloc);
             if (!e.IsMapped || e.Mfn == Mfn.Invalid || e.Type is not (P2mType.RamRw or P2mType.RamLogDirty))
             {

@@ -284,6 +284,7 @@ namespace FastEpt.Tests.DomainTests
         public void EnableVe_BadPageOrTwice_Throws()
         {
             Assert.Throws<ArgumentException>("veInfoGfn", () => Cpu.EnableVe(0x500));    // not mapped
+            Assert.Throws<ArgumentOutOfRangeException>("veInfoGfn", () => Cpu.EnableVe(1UL << 36));
             Host.SetEntry(0x501, 0xFE000, PageOrder.Size4K, P2mType.MmioDirect, P2mAccess.RWX);
             Assert.Throws<ArgumentException>("veInfoGfn", () => Cpu.EnableVe(0x501));    // not RAM
             Cpu.EnableVe(0x90);
