@@ -729,7 +729,7 @@ namespace FastEpt
 
         internal void CheckIndex(int view)
         {
-            if ((uint)view >= (uint)_views.Length)
+            if (unchecked((uint)view) >= (uint)_views.Length)
             {
                 ThrowHelper.ThrowArgumentOutOfRangeException(nameof(view), view, $"Views are 0..{_views.Length - 1} (0 = host).");
             }

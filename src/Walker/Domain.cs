@@ -290,7 +290,7 @@ namespace FastEpt
         /// <exception cref="InvalidOperationException">The vCPU is not paused on this event (already answered).</exception>
         public void RespondToMemAccess(MemAccessEvent request, int? switchToView = null)
         {
-            if (request.Kind != MemAccessEventKind.Violation || !request.IsSynchronous || (uint)request.VcpuId >= (uint)_vcpus.Length)
+            if (request.Kind != MemAccessEventKind.Violation || !request.IsSynchronous || unchecked((uint)request.VcpuId) >= (uint)_vcpus.Length)
             {
                 ThrowHelper.ThrowArgumentException(nameof(request), "Only a synchronous violation event of this domain can be answered.");
             }

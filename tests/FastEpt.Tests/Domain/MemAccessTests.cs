@@ -157,6 +157,7 @@ namespace FastEpt.Tests.DomainTests
             Assert.Equal(0, Cpu.View);
             Assert.False(Cpu.IsPaused);
             Assert.Throws<ArgumentException>("request", () => _domain.RespondToMemAccess(ev with { Flags = MemAccessFlags.Read }));
+            Assert.Throws<ArgumentException>("request", () => _domain.RespondToMemAccess(ev with { VcpuId = -1 }));
         }
 
         [Fact]
