@@ -490,7 +490,10 @@ namespace FastEpt
             ulong count = 1UL << order;
             // A remap source that goes away, changes frame or becomes shared would leave a view
             // showing a frame the host no longer maps there: reset the view (Xen: on removal).
-            bool hazard = mfn == Mfn.Invalid || type == P2mType.RamShared || (HasFrame(before) && before.Mfn != mfn);
+            // For a superpage write only `before` (its first GFN) is known: unless it was already one
+            // mapping of at least this order from the same base frame, assume frames moved.
+            bool sameFrames = HasFrame(before) ? before.Mfn == mfn && before.Order >= order : order == 0;
+            bool hazard = mfn == Mfn.Invalid || type == P2mType.RamShared || !sameFrames;
             int firstReset = 0;
             if (hazard)
             {

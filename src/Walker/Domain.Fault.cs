@@ -148,8 +148,9 @@ namespace FastEpt
         private FaultOutcome Shatter(Vcpu vcpu, int view, ulong gfn)
         {
             using (HostP2m.WriteLock.Enter())
-            using (Altp2m.ListLock.Enter())
             {
+                // The list lock only for a view: a host write takes it itself to propagate.
+                using OrderedLock.Scope ll = view != 0 ? Altp2m.ListLock.Enter() : default;
                 if (vcpu.View != view)
                 {
                     return FaultOutcome.Retry;

@@ -516,6 +516,44 @@ namespace FastEpt.Tests.DomainTests
             Assert.Equal(P2mAccess.RX, domain.Altp2m.View(view).GetEntry(0x235).Access);
         }
 
+        [Fact]
+        public void Shatter_HostSuperpageWithActiveView_PropagatesWithoutReenteringTheListLock()
+        {
+            // Found by the torture test: the XSA-304 shatter on view 0 held the list lock while the
+            // host write propagated (and took it again).
+            using var d = new Domain(_memory, new DomainOptions { AltViews = 1, P2m = new P2mOptions { ExecutableSuperpages = false } });
+            d.HostP2m.SetEntry(0x200, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            int v = d.Altp2m.CreateView();
+            Assert.Equal(P2mStatus.Ok, d.Altp2m.SetMemAccess(v, 0x200, P2mAccess.RX));
+            Assert.Equal(FaultOutcome.Retry, d.HandleEptViolation(d.Vcpus[0], 0x200000, AccessKind.Execute, null));
+            Assert.Equal(0, d.HostP2m.GetEntry(0x200).Order);
+            Assert.Equal((0x1000UL, P2mAccess.RX), (d.Altp2m.View(v).GetEntry(0x200).Mfn, d.Altp2m.View(v).GetEntry(0x200).Access));
+        }
+
+        [Theory]
+        [InlineData(true)]
+        [InlineData(false)]
+        public void ChangeGfn_SuperpageWriteMovesRemapSource_ViewReset(bool firstGfnMappedBefore)
+        {
+            // Found by the torture test: a 2M host write that keeps (or newly maps) its first GFN's
+            // frame but moves another GFN of the block must still reset a view remapping to it.
+            Host.SetEntry(0x10, 0x1800, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            if (firstGfnMappedBefore)
+            {
+                Host.SetEntry(0x200, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            }
+
+            Host.SetEntry(0x210, 0x2000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            int v = Alt.CreateView();
+            Assert.Equal(P2mStatus.Ok, Alt.ChangeGfn(v, 0x10, 0x210));
+            Assert.Equal(0x2000UL, Alt.View(v).GetEntry(0x10).Mfn);
+
+            Host.SetEntry(0x200, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            Assert.Equal(0x1010UL, Host.GetEntry(0x210).Mfn);
+            Assert.False(Alt.View(v).GetEntry(0x10).IsMapped);
+            Assert.Equal(1, Alt.ViewResets);
+        }
+
         private sealed class NullDevice : IMmioDevice
         {
             public MmioResult Read(ulong gpa, int size, out ulong value)
