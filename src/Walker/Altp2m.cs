@@ -298,7 +298,7 @@ namespace FastEpt
             P2mEntry h = _host.GetEntry(gfn);
             if (view != 0 && HasFrame(h))
             {
-                access = p.DefaultAccess;
+                access = p.Representable(h.Type, p.DefaultAccess, 0);
                 return P2mStatus.Ok;
             }
 
