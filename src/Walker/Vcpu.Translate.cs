@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    // Guest linear translation: the guest's 4- or 5-level tables (Intel SDM Vol. 3A chapter 4),
+    // every paging-structure access itself translated through the vCPU's EPT view (a 2D walk).
+    public sealed unsafe partial class Vcpu
+    {
+        private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7;
+        private const ulong PteXd = 1UL << 63;
+        private const ulong QualGlaValid = 1UL << 7, QualFinal = 1UL << 8;
+        private const int MaxAdRetries = 64;
+
+        /// <summary>
+        /// Translates a guest linear address as the CPU does for this vCPU's paging mode, CR3, CR0.WP
+        /// and EFER.NXE: present, R/W (with WP), U/S and XD checks over every level, reserved bits,
+        /// 2M/1G pages, accessed/dirty flags set with a compare-exchange on the guest entry. Each
+        /// paging-structure read, each A/D write and the final access go through the vCPU's current
+        /// EPT view; an EPT failure is reported with qualification bit 7 set and bit 8 clear for a
+        /// paging-structure access, both set for the final access (SPEC.md 1.5).
+        /// </summary>
+        /// <param name="gla">The linear address.</param>
+        /// <param name="pfec">The access: <see cref="PageFaultErrorCode.Write"/>, <see cref="PageFaultErrorCode.User"/>,
+        /// <see cref="PageFaultErrorCode.InstructionFetch"/>; <see cref="PageFaultErrorCode.Present"/> is ignored.</param>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="pfec"/> has bits other than P, W, U and I/D.</exception>
+        /// <remarks>Takes no lock; A/D updates are atomic. A walk that loses an A/D race re-reads the tables.</remarks>
+        public GuestTranslation TranslateLinear(ulong gla, PageFaultErrorCode pfec)
+        {
+            if (((uint)pfec & ~(uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch)) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
+            }
+
+            P2m ept = _domain.Altp2m.ViewLocked(_view);
+            return Mode switch
+            {
+                GuestPagingMode.Flat => Final(ept, gla, gla, pfec, 0),
+                GuestPagingMode.LongMode4 => WalkLong(ept, gla, pfec, 4),
+                GuestPagingMode.LongMode5 => WalkLong(ept, gla, pfec, 5),
+                _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
+            };
+        }
+
+        /// <summary>
+        /// Translates many linear addresses with the same access: the stage-1 walks one by one,
+        /// then every final access through <see cref="P2m.TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>. Each result equals
+        /// <see cref="TranslateLinear"/> of the same address.
+        /// </summary>
+        /// <returns>The number of results written (= <paramref name="glas"/>.Length).</returns>
+        /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="glas"/>.</exception>
+        public int TranslateLinearBatch(ReadOnlySpan<ulong> glas, PageFaultErrorCode pfec, Span<GuestTranslation> results)
+        {
+            if (((uint)pfec & ~(uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch)) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
+            }
+
+            if (results.Length < glas.Length)
+            {
+                ThrowHelper.ThrowArgumentException(nameof(results), "The results span is shorter than the address span.");
+            }
+
+            if (glas.Length == 0)
+            {
+                return 0;
+            }
+
+            // Stage 1 (with its own 2D reads) per address; the final GPAs of completed walks are
+            // then translated in one batch.
+            const int Chunk = 256;
+            Span<ulong> gpas = stackalloc ulong[Chunk];
+            Span<int> where = stackalloc int[Chunk];
+            Span<int> levels = stackalloc int[Chunk];
+            Span<EptTranslation> finals = stackalloc EptTranslation[Chunk];
+            P2m ept = _domain.Altp2m.ViewLocked(_view);
+            AccessKind kind = FinalKind(pfec);
+            for (int start = 0; start < glas.Length; start += Chunk)
+            {
+                int n = Math.Min(Chunk, glas.Length - start);
+                int pending = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    ulong gla = glas[start + i];
+                    GuestTranslation s1 = Mode switch
+                    {
+                        GuestPagingMode.Flat => Stage1Done(gla, 0),
+                        GuestPagingMode.LongMode4 => Stage1(ept, gla, pfec, 4),
+                        GuestPagingMode.LongMode5 => Stage1(ept, gla, pfec, 5),
+                        _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
+                    };
+                    if (s1.Status != GuestStatus.Ok || s1.Gpa >= ept.GpaLimit)
+                    {
+                        results[start + i] = s1.Status == GuestStatus.Ok ? Final(ept, gla, s1.Gpa, pfec, s1.Level) : s1;
+                        continue;
+                    }
+
+                    gpas[pending] = s1.Gpa;
+                    levels[pending] = s1.Level;
+                    where[pending++] = start + i;
+                }
+
+                ept.TranslateBatch(gpas[..pending], kind, finals);
+                for (int j = 0; j < pending; j++)
+                {
+                    results[where[j]] = FinalResult(gpas[j], finals[j], levels[j]);
+                }
+            }
+
+            return glas.Length;
+        }
+
+        private static AccessKind FinalKind(PageFaultErrorCode pfec)
+            => (pfec & PageFaultErrorCode.InstructionFetch) != 0 ? AccessKind.Execute
+               : (pfec & PageFaultErrorCode.Write) != 0 ? AccessKind.Write : AccessKind.Read;
+
+        private GuestTranslation WalkLong(P2m ept, ulong gla, PageFaultErrorCode pfec, int levels)
+        {
+            GuestTranslation s1 = Stage1(ept, gla, pfec, levels);
+            return s1.Status == GuestStatus.Ok ? Final(ept, gla, s1.Gpa, pfec, s1.Level) : s1;
+        }
+
+        private static GuestTranslation Stage1Done(ulong gpa, int level)
+            => new(GuestStatus.Ok, gpa, 0, 0, default, level);
+
+        // The final access of a completed stage-1 walk.
+        private static GuestTranslation Final(P2m ept, ulong gla, ulong gpa, PageFaultErrorCode pfec, int level)
+        {
+            AccessKind kind = FinalKind(pfec);
+            if (gpa >= ept.GpaLimit)
+            {
+                // Beyond the EPT's guest-physical width: not present at the top level.
+                return new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0,
+                                            new EptTranslation(EptStatus.Violation, 0, ept.Levels, (ulong)kind | QualGlaValid | QualFinal), level);
+            }
+
+            return FinalResult(gpa, ept.Translate(gpa, kind), level);
+        }
+
+        private static GuestTranslation FinalResult(ulong gpa, EptTranslation t, int level)
+        {
+            if (t.Status == EptStatus.Ok)
+            {
+                return new GuestTranslation(GuestStatus.Ok, gpa, t.Hpa, 0, t, level);
+            }
+
+            return EptFailure(gpa, t, final: true, level);
+        }
+
+        private static GuestTranslation EptFailure(ulong gpa, EptTranslation t, bool final, int level)
+        {
+            if (t.Status == EptStatus.Misconfig)
+            {
+                return new GuestTranslation(GuestStatus.EptMisconfig, gpa, 0, 0, t, level);
+            }
+
+            ulong q = t.Qualification | QualGlaValid | (final ? QualFinal : 0);
+            return new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0, new EptTranslation(EptStatus.Violation, 0, t.Level, q), level);
+        }
+
+        // The stage-1 walk. Returns Ok with the final GPA and the leaf level, or the fault.
+        private GuestTranslation Stage1(P2m ept, ulong gla, PageFaultErrorCode pfec, int levels)
+        {
+            int vaBits = levels == 5 ? 57 : 48;
+            if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
+            {
+                return new GuestTranslation(GuestStatus.NonCanonical, 0, 0, 0, default, levels);
+            }
+
+            bool write = (pfec & PageFaultErrorCode.Write) != 0;
+            bool user = (pfec & PageFaultErrorCode.User) != 0;
+            bool fetch = (pfec & PageFaultErrorCode.InstructionFetch) != 0;
+            bool nxe = Nxe, wp = Wp;
+            // Error-code bits describing the access; I/D only where NX is on (no SMEP modelled).
+            PageFaultErrorCode accessBits = (write ? PageFaultErrorCode.Write : 0) | (user ? PageFaultErrorCode.User : 0)
+                                            | (fetch && nxe ? PageFaultErrorCode.InstructionFetch : 0);
+            int maxPhys = Math.Min(ept.AddressBits, 52);    // bits 62:52 of a guest entry are ignored
+            ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
+            ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);       // bits 51:MAXPHYADDR
+            // Paging-structure reads count as EPT writes when the EPTP enables A/D (SPEC.md 1.5).
+            AccessKind structKind = ept.AccessDirtyEnabled ? AccessKind.Read | AccessKind.Write : AccessKind.Read;
+            HostMemory memory = _domain.Memory;
+            ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
+            Span<ulong> entryGpa = stackalloc ulong[5];
+            Span<ulong> entryHpa = stackalloc ulong[5];
+            Span<ulong> entryVal = stackalloc ulong[5];
+
+            for (int attempt = 0; ; attempt++)
+            {
+                ulong table = Cr3 & addrMask;
+                bool rw = true, us = true, xd = false;
+                int used = 0;
+                int level = levels;
+                ulong pte;
+                while (true)
+                {
+                    ulong gpa = table | (((gla >> (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) & 511) << 3);
+                    if (gpa >= ept.GpaLimit)
+                    {
+                        return new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0,
+                            new EptTranslation(EptStatus.Violation, 0, ept.Levels, (ulong)structKind | QualGlaValid), level);
+                    }
+
+                    EptTranslation t = ept.TranslatePagingWrite(gpa, structKind);
+                    if (t.Status != EptStatus.Ok)
+                    {
+                        return EptFailure(gpa, t, final: false, level);
+                    }
+
+                    // A paging structure outside host memory (device memory) reads as all ones,
+                    // as an unclaimed bus read does: reserved bits, so a #PF, never a wild read.
+                    pte = t.Hpa + 8 <= hostBytes ? Volatile.Read(ref *(ulong*)(memory.Base + t.Hpa)) : ~0UL;
+                    if ((pte & PtePresent) == 0)
+                    {
+                        return PageFault(accessBits, level);
+                    }
+
+                    bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
+                    ulong reserved = highReserved | (nxe ? 0 : PteXd);
+                    if (level >= 4)
+                    {
+                        reserved |= PtePs;
+                    }
+                    else if (leaf && level == 3)
+                    {
+                        reserved |= 0x3FFF_E000UL;           // 29:13 of a 1G PDPTE
+                    }
+                    else if (leaf && level == 2)
+                    {
+                        reserved |= 0x1F_E000UL;             // 20:13 of a 2M PDE
+                    }
+
+                    if ((pte & reserved) != 0)
+                    {
+                        return PageFault(accessBits | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved, level);
+                    }
+
+                    rw &= (pte & PteWrite) != 0;
+                    us &= (pte & PteUser) != 0;
+                    xd |= nxe && (pte & PteXd) != 0;
+                    entryGpa[used] = gpa;
+                    entryHpa[used] = t.Hpa;
+                    entryVal[used++] = pte;
+                    if (leaf)
+                    {
+                        break;
+                    }
+
+                    table = pte & addrMask;
+                    level--;
+                }
+
+                // Permissions over all levels (SDM 4.6, no SMEP/SMAP/PKE modelled).
+                bool denied = user
+                    ? !us || (write && !rw) || (fetch && xd)
+                    : (write && wp && !rw) || (fetch && xd);
+                if (denied)
+                {
+                    return PageFault(accessBits | PageFaultErrorCode.Present, level);
+                }
+
+                // Accessed on every entry used, dirty on the leaf of a write: guest-memory writes,
+                // so each needs EPT write permission on the entry's GPA.
+                int adResult = SetAccessedDirty(ept, levels, entryGpa[..used], entryHpa[..used], entryVal[..used], write, out GuestTranslation adFault);
+                if (adResult < 0)
+                {
+                    return adFault;
+                }
+
+                if (adResult > 0 && attempt < MaxAdRetries)
+                {
+                    continue;   // an entry changed under us: walk again, as the CPU re-reads
+                }
+
+                int shift = EptEntry.PageBits + EptEntry.TableOrder * (level - 1);
+                ulong pageMask = (1UL << shift) - 1;
+                ulong final = (pte & addrMask & ~pageMask) | (gla & pageMask);
+                return Stage1Done(final, level);
+            }
+        }
+
+        // 0: done; 1: an entry changed (retry the walk); -1: EPT refused a write (adFault).
+        private int SetAccessedDirty(P2m ept, int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+                                     out GuestTranslation adFault)
+        {
+            adFault = default;
+            HostMemory memory = _domain.Memory;
+            ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
+            for (int i = 0; i < gpas.Length; i++)
+            {
+                bool isLeaf = i == gpas.Length - 1;
+                ulong want = values[i] | PteAccessed | (isLeaf && write ? PteDirty : 0);
+                if (want == values[i])
+                {
+                    continue;
+                }
+
+                EptTranslation t = ept.TranslatePagingWrite(gpas[i], AccessKind.Write);
+                if (t.Status != EptStatus.Ok)
+                {
+                    adFault = EptFailure(gpas[i], t, final: false, topLevel - i);
+                    return -1;
+                }
+
+                if (hpas[i] + 8 > hostBytes)
+                {
+                    continue;    // not RAM: nothing to update
+                }
+
+                ref ulong slot = ref *(ulong*)(memory.Base + hpas[i]);
+                if (Interlocked.CompareExchange(ref slot, want, values[i]) != values[i])
+                {
+                    return 1;
+                }
+            }
+
+            return 0;
+        }
+
+        private static GuestTranslation PageFault(PageFaultErrorCode code, int level)
+            => new(GuestStatus.PageFault, 0, 0, code, default, level);
+    }
+}
