@@ -132,9 +132,7 @@ namespace FastEpt
                 s.P2m.ResetLocked();
             }
 
-            s.Remapped.Clear();
-            s.MinRemapped = ulong.MaxValue;
-            s.MaxRemapped = 0;
+            s.ClearRemaps();
             s.Visible = false;
             Volatile.Write(ref s.Active, false);
             Interlocked.Decrement(ref _activeCount);
@@ -578,26 +576,24 @@ namespace FastEpt
             catch (InsufficientMemoryException)
             {
                 // No frame to split the view: it must not keep the old mapping, so empty it.
-                p.ResetLocked();
-                s.Remapped.Clear();
-                s.MinRemapped = ulong.MaxValue;
-                s.MaxRemapped = 0;
-                Interlocked.Increment(ref _resets);
-                _domain.NotifyViewReset(view);
+                ResetHeldView(view);
             }
         }
 
         private void ResetViewLocked(int view)
         {
-            ViewState s = _views[view];
-            using (s.P2m!.WriteLock.Enter())
+            using (_views[view].P2m!.WriteLock.Enter())
             {
-                s.P2m.ResetLocked();
+                ResetHeldView(view);
             }
+        }
 
-            s.Remapped.Clear();
-            s.MinRemapped = ulong.MaxValue;
-            s.MaxRemapped = 0;
+        // A propagation reset (list and view locks held): empty the view, forget its remaps, report it.
+        private void ResetHeldView(int view)
+        {
+            ViewState s = _views[view];
+            s.P2m!.ResetLocked();
+            s.ClearRemaps();
             Interlocked.Increment(ref _resets);
             _domain.NotifyViewReset(view);
         }
@@ -711,9 +707,7 @@ namespace FastEpt
                 s.P2m.DefaultAccess = defaultAccess;
             }
 
-            s.Remapped.Clear();
-            s.MinRemapped = ulong.MaxValue;
-            s.MaxRemapped = 0;
+            s.ClearRemaps();
             s.Visible = true;
             Volatile.Write(ref s.Active, true);
             Interlocked.Increment(ref _activeCount);
@@ -792,6 +786,13 @@ namespace FastEpt
             public ulong MinRemapped = ulong.MaxValue;
             public ulong MaxRemapped;
             public readonly HashSet<ulong> Remapped = new();
+
+            public void ClearRemaps()
+            {
+                Remapped.Clear();
+                MinRemapped = ulong.MaxValue;
+                MaxRemapped = 0;
+            }
         }
     }
 }

@@ -29,10 +29,7 @@ namespace FastEpt
         /// <remarks>Takes no lock; A/D updates are atomic. A walk that loses an A/D race re-reads the tables.</remarks>
         public GuestTranslation TranslateLinear(ulong gla, PageFaultErrorCode pfec)
         {
-            if (((uint)pfec & ~(uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch)) != 0)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
-            }
+            CheckPfec(pfec);
 
             P2m ept = _domain.Altp2m.ViewLocked(_view);
             return Mode switch
@@ -53,10 +50,7 @@ namespace FastEpt
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="glas"/>.</exception>
         public int TranslateLinearBatch(ReadOnlySpan<ulong> glas, PageFaultErrorCode pfec, Span<GuestTranslation> results)
         {
-            if (((uint)pfec & ~(uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch)) != 0)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
-            }
+            CheckPfec(pfec);
 
             if (results.Length < glas.Length)
             {
@@ -110,6 +104,15 @@ namespace FastEpt
             }
 
             return glas.Length;
+        }
+
+        private static void CheckPfec(PageFaultErrorCode pfec)
+        {
+            const uint Allowed = (uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch);
+            if (((uint)pfec & ~Allowed) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
+            }
         }
 
         private static AccessKind FinalKind(PageFaultErrorCode pfec)
