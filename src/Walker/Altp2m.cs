@@ -127,7 +127,7 @@ namespace FastEpt
                 }
             }
 
-            using (s.P2m!.WriteLock.Enter())
+            using (s.P2m!.P2mLock.Enter())
             {
                 s.P2m.ResetLocked();
             }
@@ -247,10 +247,11 @@ namespace FastEpt
             CheckGfn(gfn);
             ValidateAccess(access);
             _domain.ThrowIfDisposed();
+            _domain.MemAccessEnabled = true;
             if (view == 0)
             {
                 _host.GetEntry(gfn, P2mQuery.Alloc);    // populate-on-demand first (Xen: ALLOC)
-                using OrderedLock.Scope h = _host.WriteLock.Enter();
+                using OrderedLock.Scope h = _host.P2mLock.Enter();
                 P2mEntry e = _host.GetEntry(gfn);
                 if (!HasFrame(e))
                 {
@@ -263,10 +264,10 @@ namespace FastEpt
             }
 
             PrepareHostFallback(view, gfn);
-            using OrderedLock.Scope hl = _host.WriteLock.Enter();
+            using OrderedLock.Scope hl = _host.P2mLock.Enter();
             using OrderedLock.Scope ll = _listLock.Enter();
             ViewState s = ActiveLocked(view);
-            using OrderedLock.Scope vl = s.P2m!.WriteLock.Enter();
+            using OrderedLock.Scope vl = s.P2m!.P2mLock.Enter();
             P2mStatus st = EffectiveLocked(s, gfn, prepopulate: true, access, out ulong mfn, out P2mType type, out _, out _);
             if (st != P2mStatus.Ok)
             {
@@ -285,23 +286,37 @@ namespace FastEpt
         {
             CheckIndex(view);
             CheckGfn(gfn);
-            P2m p = View(view);
-            P2mEntry e = p.GetEntry(gfn);
-            if (HasFrame(e))
+            _ = View(view);
+            bool found = TryEffectiveEntry(view, gfn, out _, out access);
+            return found ? P2mStatus.Ok : P2mStatus.NoEntry;
+        }
+
+        // What a vCPU on `view` has at `gfn` without changing anything: the view's own entry, or
+        // for an alternate view lacking it the host's, with the access a lazy copy would get.
+        // Lock-free; callers that need the answer to stay true hold the p2m locks for reading.
+        internal bool TryEffectiveEntry(int view, ulong gfn, out P2mEntry entry, out P2mAccess access)
+        {
+            P2m p = ViewLocked(view);
+            entry = p.GetEntry(gfn);
+            if (HasFrame(entry))
             {
-                access = e.Access;
-                return P2mStatus.Ok;
+                access = entry.Access;
+                return true;
             }
 
-            P2mEntry h = _host.GetEntry(gfn);
-            if (view != 0 && HasFrame(h))
+            if (view != 0)
             {
-                access = p.Representable(h.Type, p.DefaultAccess, 0);
-                return P2mStatus.Ok;
+                P2mEntry h = _host.GetEntry(gfn);
+                if (HasFrame(h))
+                {
+                    entry = h;
+                    access = p.Representable(h.Type, p.DefaultAccess, 0);
+                    return true;
+                }
             }
 
             access = P2mAccess.N;
-            return P2mStatus.NoEntry;
+            return false;
         }
 
         /// <summary>
@@ -319,7 +334,7 @@ namespace FastEpt
             SuppressVe sve = suppress ? FastEpt.SuppressVe.Set : FastEpt.SuppressVe.Clear;
             if (view == 0)
             {
-                using OrderedLock.Scope h = _host.WriteLock.Enter();
+                using OrderedLock.Scope h = _host.P2mLock.Enter();
                 P2mEntry e = _host.GetEntry(gfn);
                 if (!HasFrame(e))
                 {
@@ -331,10 +346,10 @@ namespace FastEpt
             }
 
             PrepareHostFallback(view, gfn);
-            using OrderedLock.Scope hl = _host.WriteLock.Enter();
+            using OrderedLock.Scope hl = _host.P2mLock.Enter();
             using OrderedLock.Scope ll = _listLock.Enter();
             ViewState s = ActiveLocked(view);
-            using OrderedLock.Scope vl = s.P2m!.WriteLock.Enter();
+            using OrderedLock.Scope vl = s.P2m!.P2mLock.Enter();
             P2mStatus st = EffectiveLocked(s, gfn, prepopulate: false, null, out ulong mfn, out P2mType type, out P2mAccess access, out _);
             if (st != P2mStatus.Ok)
             {
@@ -395,10 +410,10 @@ namespace FastEpt
                 PrepareHostFallback(view, newGfn);
             }
 
-            using OrderedLock.Scope hl = _host.WriteLock.Enter();
+            using OrderedLock.Scope hl = _host.P2mLock.Enter();
             using OrderedLock.Scope ll = _listLock.Enter();
             ViewState s = ActiveLocked(view);
-            using OrderedLock.Scope vl = s.P2m!.WriteLock.Enter();
+            using OrderedLock.Scope vl = s.P2m!.P2mLock.Enter();
             if (newGfn == Mfn.Invalid)
             {
                 if (s.P2m.GetEntry(oldGfn).IsMapped)
@@ -542,7 +557,7 @@ namespace FastEpt
         {
             ViewState s = _views[view];
             P2m p = s.P2m!;
-            using OrderedLock.Scope vl = p.WriteLock.Enter();
+            using OrderedLock.Scope vl = p.P2mLock.Enter();
             try
             {
                 ulong count = 1UL << order;
@@ -582,7 +597,7 @@ namespace FastEpt
 
         private void ResetViewLocked(int view)
         {
-            using (_views[view].P2m!.WriteLock.Enter())
+            using (_views[view].P2m!.P2mLock.Enter())
             {
                 ResetHeldView(view);
             }
@@ -694,6 +709,11 @@ namespace FastEpt
 
         private void ActivateLocked(int view, P2mAccess defaultAccess)
         {
+            if (defaultAccess != P2mAccess.RWX)
+            {
+                _domain.MemAccessEnabled = true;
+            }
+
             ViewState s = _views[view];
             if (s.P2m is null)
             {
@@ -703,7 +723,7 @@ namespace FastEpt
             }
             else
             {
-                using OrderedLock.Scope vl = s.P2m.WriteLock.Enter();
+                using OrderedLock.Scope vl = s.P2m.P2mLock.Enter();
                 s.P2m.DefaultAccess = defaultAccess;
             }
 

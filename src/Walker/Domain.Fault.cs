@@ -100,14 +100,14 @@ namespace FastEpt
             int view;
             P2m faulting;
             P2mEntry e;
-            using (HostP2m.WriteLock.Enter())
+            using (HostP2m.P2mLock.Enter())
             using (Altp2m.ListLock.Enter())
             {
                 view = vcpu.View;
                 faulting = Altp2m.ViewLocked(view);
                 if (view != 0)
                 {
-                    using (faulting.WriteLock.Enter())
+                    using (faulting.P2mLock.Enter())
                     {
                         host = HostP2m.GetEntry(gfn);
                         if (!(write && host.Type == P2mType.RamShared) && Altp2m.TryLazyCopyLocked(view, gfn, host))
@@ -147,7 +147,7 @@ namespace FastEpt
 
         private FaultOutcome Shatter(Vcpu vcpu, int view, ulong gfn)
         {
-            using (HostP2m.WriteLock.Enter())
+            using (HostP2m.P2mLock.Enter())
             {
                 // The list lock only for a view: a host write takes it itself to propagate.
                 using OrderedLock.Scope ll = view != 0 ? Altp2m.ListLock.Enter() : default;
@@ -157,7 +157,7 @@ namespace FastEpt
                 }
 
                 P2m p = Altp2m.ViewLocked(view);
-                using OrderedLock.Scope vl = view != 0 ? p.WriteLock.Enter() : default;
+                using OrderedLock.Scope vl = view != 0 ? p.P2mLock.Enter() : default;
                 P2mEntry e = p.GetEntry(gfn);
                 if (e.Order > 0 && Altp2m.HasFrame(e))
                 {
@@ -174,7 +174,7 @@ namespace FastEpt
             bool write = (kind & AccessKind.Write) != 0;
             bool n2rwx;
             P2mAccess seen;
-            using (HostP2m.WriteLock.Enter())
+            using (HostP2m.P2mLock.Enter())
             {
                 using OrderedLock.Scope ll = view != 0 ? Altp2m.ListLock.Enter() : default;
                 if (vcpu.View != view)
@@ -183,7 +183,7 @@ namespace FastEpt
                 }
 
                 P2m p = Altp2m.ViewLocked(view);
-                using OrderedLock.Scope vl = view != 0 ? p.WriteLock.Enter() : default;
+                using OrderedLock.Scope vl = view != 0 ? p.P2mLock.Enter() : default;
                 P2mEntry e = p.GetEntry(gfn);
                 if (!Altp2m.HasFrame(e) || !MemAccessRules.IsViolation(e.Access, kind))
                 {
@@ -276,7 +276,7 @@ namespace FastEpt
                 case P2mType.RamRo or P2mType.GrantMapRo or P2mType.IoreqServer or P2mType.MmioDirect when write:
                     return FaultOutcome.Mmio;          // emulated: discarded, forwarded or device write
                 case P2mType.RamLogDirty when write:
-                    using (HostP2m.WriteLock.Enter())
+                    using (HostP2m.P2mLock.Enter())
                     {
                         // The page becomes RamRw in the host; propagation carries it into the views.
                         P2mEntry h = HostP2m.GetEntry(gfn);

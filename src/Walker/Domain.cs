@@ -38,6 +38,7 @@ namespace FastEpt
         private long _lostNotifications;
         private long _ringFullFaults;
         private volatile bool _monitor;
+        private volatile bool _memAccessEnabled;
         private volatile string? _crashReason;
         private volatile bool _disposed;
 
@@ -53,6 +54,7 @@ namespace FastEpt
             o.Validate(nameof(options));
             _memory = memory;
             _options = o;
+            _memAccessEnabled = o.P2m.DefaultAccess != P2mAccess.RWX;
             HostP2m = new P2m(memory, o.P2m);
             try
             {
@@ -138,6 +140,18 @@ namespace FastEpt
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// Some p2m of this domain restricts access rights (Xen's mem_access_enabled). Set by
+        /// <see cref="Altp2m.SetMemAccess"/>, by a view or host default access other than rwx, and
+        /// settable by an embedder that restricts access through <see cref="P2m.SetEntry"/> directly.
+        /// <see cref="Vcpu.GetPageFromGva"/> runs its mem_access fallback only when it is set.
+        /// </summary>
+        public bool MemAccessEnabled
+        {
+            get => _memAccessEnabled;
+            set => _memAccessEnabled = value;
         }
 
         /// <summary>A violation with no listener crashes the domain instead of relaxing the access (Xen's access_required).</summary>
@@ -262,7 +276,7 @@ namespace FastEpt
 
             // The copy touches guest memory: no lock is held.
             _memory.Frame(h.Mfn).CopyTo(_memory.Frame(copy));
-            using (HostP2m.WriteLock.Enter())
+            using (HostP2m.P2mLock.Enter())
             {
                 P2mEntry now = HostP2m.GetEntry(gfn);
                 if (now.Type == P2mType.RamShared && now.Mfn == h.Mfn)
@@ -373,7 +387,7 @@ namespace FastEpt
                 return false;
             }
 
-            Debug.Assert(!HostP2m.WriteLock.IsHeldByCurrentThread, "the unshare callback runs with no lock held");
+            Debug.Assert(!HostP2m.P2mLock.IsHeldByCurrentThread, "the unshare callback runs with no lock held");
             return cb(gfn) && HostP2m.GetEntry(gfn).Type != P2mType.RamShared;
         }
 

@@ -103,4 +103,86 @@ namespace FastEpt
         public override string ToString()
             => $"{Status} gpa=0x{Gpa:X} hpa=0x{Hpa:X} pfec=0x{(uint)ErrorCode:X} level={Level} ept=({Ept})";
     }
+
+    /// <summary>Outcome of <see cref="Vcpu.GetPageFromGva"/>.</summary>
+    public enum GuestPageStatus
+    {
+        /// <summary>The page is referenced: <see cref="GuestPage.Bytes"/> is valid until the result is disposed.</summary>
+        Ok,
+
+        /// <summary>Stage 1 refused the access; <see cref="GuestPage.Translation"/> carries the #PF error code.</summary>
+        PageFault,
+
+        /// <summary>EPT refused the access and mem_access does not explain it (or is off).</summary>
+        EptViolation,
+
+        /// <summary>An EPT misconfiguration stopped the walk.</summary>
+        EptMisconfig,
+
+        /// <summary>The linear address is not canonical.</summary>
+        NonCanonical,
+
+        /// <summary>The address translates, but not to an allocated guest RAM frame this access may use
+        /// (MMIO, a type that forbids it on the mem_access path, or a frame being freed).</summary>
+        NotRam,
+    }
+
+    /// <summary>
+    /// A guest page found by <see cref="Vcpu.GetPageFromGva"/>. When <see cref="Status"/> is
+    /// <see cref="GuestPageStatus.Ok"/> it holds one reference on the host frame
+    /// (<see cref="HostMemory.TryAddReference"/>), so the frame is not reused before
+    /// <see cref="Dispose"/>; dispose each successful result exactly once (it is a value type: a
+    /// copy disposed again drops a reference it does not own).
+    /// </summary>
+    public readonly struct GuestPage : IDisposable
+    {
+        private readonly HostMemory? _memory;
+
+        internal GuestPage(HostMemory? memory, GuestPageStatus status, GuestTranslation translation, ulong gpa, ulong mfn, P2mType type, bool viaMemAccess)
+        {
+            _memory = memory;
+            Status = status;
+            Translation = translation;
+            Gpa = gpa;
+            Mfn = mfn;
+            Type = type;
+            ViaMemAccess = viaMemAccess;
+        }
+
+        /// <summary>What happened.</summary>
+        public GuestPageStatus Status { get; }
+
+        /// <summary>True when the page is referenced.</summary>
+        public bool IsOk => Status == GuestPageStatus.Ok;
+
+        /// <summary>The fast path's translation (for a mem_access page, the EPT violation it explained).</summary>
+        public GuestTranslation Translation { get; }
+
+        /// <summary>The guest-physical address of the linear address (when stage 1 completed).</summary>
+        public ulong Gpa { get; }
+
+        /// <summary>The host frame, or <see cref="FastEpt.Mfn.Invalid"/> when no frame was found.</summary>
+        public ulong Mfn { get; }
+
+        /// <summary>The p2m type of the frame's entry.</summary>
+        public P2mType Type { get; }
+
+        /// <summary>The offset of the linear address in the page.</summary>
+        public int Offset => (int)(Gpa & EptEntry.PageMask);
+
+        /// <summary>True when the page was granted by the mem_access fallback (the fast path met an EPT violation).</summary>
+        public bool ViaMemAccess { get; }
+
+        /// <summary>The referenced frame's 4096 bytes.</summary>
+        /// <exception cref="InvalidOperationException"><see cref="Status"/> is not Ok.</exception>
+        public Span<byte> Bytes
+            => _memory is not null ? _memory.Frame(Mfn) : throw new InvalidOperationException($"No page: {Status}.");
+
+        /// <summary>Drops the reference (nothing for a failed result).</summary>
+        /// <exception cref="InvalidOperationException">The reference was already dropped.</exception>
+        public void Dispose() => _memory?.ReleaseReference(Mfn);
+
+        /// <inheritdoc/>
+        public override string ToString() => $"{Status} gpa=0x{Gpa:X} mfn=0x{Mfn:X} {Type}{(ViaMemAccess ? " via mem_access" : "")}";
+    }
 }

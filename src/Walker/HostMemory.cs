@@ -27,8 +27,13 @@ namespace FastEpt
         /// Read as an EPT entry it is present with reserved bits set and an unknown type.</summary>
         internal const ulong PoisonPattern = 0xDEAD_BEEF_DEAD_BEEF;
 
+        private const int RefChunkFrames = 1 << 16;
+        private const int FreePending = 1 << 30;          // set in a reference word: freed, reuse waits for the last release
+        private const int RefCountMask = FreePending - 1;
+
         private readonly NativeRegion _region;
         private readonly ulong[] _allocated;       // one bit per frame
+        private readonly int[]?[] _refs;           // per-frame reference words, in lazily created chunks
         private readonly Lock _lock = new();
         private ulong[] _freeStack = new ulong[64];
         private int _freeCount;
@@ -51,6 +56,7 @@ namespace FastEpt
             _region = new NativeRegion((ulong)FrameCount << EptEntry.PageBits);
             _base = _region.Base;
             _allocated = new ulong[(FrameCount + 63) / 64];
+            _refs = new int[]?[(FrameCount + RefChunkFrames - 1) / RefChunkFrames];
         }
 
         /// <summary>Number of 4 KiB frames; valid MFNs are 0 .. FrameCount-1.</summary>
@@ -162,37 +168,136 @@ namespace FastEpt
             return first;
         }
 
-        /// <summary>Returns a frame to the allocator. Thread-safe.</summary>
+        /// <summary>
+        /// Returns a frame to the allocator. Thread-safe. A frame that still holds references
+        /// (<see cref="TryAddReference"/>) stops being allocated at once but is reused only after
+        /// its last <see cref="ReleaseReference"/>, so a page handed to an emulator stays valid.
+        /// </summary>
         /// <param name="mfn">A frame returned by <see cref="AllocateFrame"/> or <see cref="AllocateFrames"/> and not yet freed.</param>
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="mfn"/> is outside host memory.</exception>
         /// <exception cref="ArgumentException"><paramref name="mfn"/> is not allocated (double free).</exception>
         public void FreeFrame(ulong mfn)
         {
-            byte* b = Base;
+            _ = Base;
             CheckMfn(mfn);
+            ref int word = ref RefWord(mfn);
             lock (_lock)
             {
-                ref ulong word = ref _allocated[mfn >> 6];
                 ulong bit = 1UL << (int)(mfn & 63);
-                if ((word & bit) == 0)
+                if ((Volatile.Read(ref _allocated[mfn >> 6]) & bit) == 0)
                 {
                     ThrowHelper.ThrowArgumentException(nameof(mfn), $"Frame 0x{mfn:X} is not allocated.");
                 }
 
-                word &= ~bit;
+                Interlocked.And(ref _allocated[mfn >> 6], ~bit);
                 _allocatedCount--;
-                if (PoisonFreedFrames)
-                {
-                    new Span<ulong>(b + (mfn << EptEntry.PageBits), EptEntry.PageSize / sizeof(ulong)).Fill(PoisonPattern);
-                }
 
-                if (_freeCount == _freeStack.Length)
+                // Mark the free pending; whoever sees the count at zero with the mark set (this
+                // call, or the release or failed acquire that follows) returns the frame, once.
+                int before = Interlocked.Or(ref word, FreePending);
+                if ((before & RefCountMask) == 0 && Interlocked.CompareExchange(ref word, 0, FreePending) == FreePending)
                 {
-                    Array.Resize(ref _freeStack, _freeStack.Length * 2);
+                    PushFreeLocked(mfn);
                 }
-
-                _freeStack[_freeCount++] = mfn;
             }
+        }
+
+        /// <summary>
+        /// Takes a reference on an allocated frame (Xen's get_page): while any reference is held,
+        /// <see cref="FreeFrame"/> defers the frame's reuse. Lock-free and thread-safe.
+        /// </summary>
+        /// <returns>False when the frame is not allocated (free, or freed and waiting for its last reference).</returns>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="mfn"/> is outside host memory.</exception>
+        /// <exception cref="InvalidOperationException">The frame already holds 2^30 - 1 references.</exception>
+        public bool TryAddReference(ulong mfn)
+        {
+            _ = Base;
+            CheckMfn(mfn);
+            ref int word = ref RefWord(mfn);
+            int now = Interlocked.Increment(ref word);
+            if ((now & FreePending) != 0 || (Volatile.Read(ref _allocated[mfn >> 6]) & (1UL << (int)(mfn & 63))) == 0)
+            {
+                Drop(mfn, ref word);
+                return false;
+            }
+
+            if ((now & RefCountMask) == RefCountMask)
+            {
+                Drop(mfn, ref word);
+                throw new InvalidOperationException($"Frame 0x{mfn:X} has too many references.");
+            }
+
+            return true;
+        }
+
+        /// <summary>
+        /// Drops a reference taken with <see cref="TryAddReference"/> (Xen's put_page); the last
+        /// one completes a pending <see cref="FreeFrame"/>. Thread-safe.
+        /// </summary>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="mfn"/> is outside host memory.</exception>
+        /// <exception cref="InvalidOperationException">The frame holds no reference (a double release); nothing changes.</exception>
+        public void ReleaseReference(ulong mfn)
+        {
+            CheckMfn(mfn);
+            Drop(mfn, ref RefWord(mfn));
+        }
+
+        /// <summary>References currently held on <paramref name="mfn"/>.</summary>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="mfn"/> is outside host memory.</exception>
+        public int ReferenceCount(ulong mfn)
+        {
+            CheckMfn(mfn);
+            int[]? chunk = Volatile.Read(ref _refs[(long)(mfn / RefChunkFrames)]);
+            return chunk is null ? 0 : Volatile.Read(ref chunk[(int)(mfn % RefChunkFrames)]) & RefCountMask;
+        }
+
+        private void Drop(ulong mfn, ref int word)
+        {
+            int now = Interlocked.Decrement(ref word);
+            if ((now & RefCountMask) == RefCountMask)
+            {
+                Interlocked.Increment(ref word);
+                throw new InvalidOperationException($"Frame 0x{mfn:X} holds no reference to release.");
+            }
+
+            if (now == FreePending && Interlocked.CompareExchange(ref word, 0, FreePending) == FreePending)
+            {
+                lock (_lock)
+                {
+                    if (_base != null)
+                    {
+                        PushFreeLocked(mfn);
+                    }
+                }
+            }
+        }
+
+        private ref int RefWord(ulong mfn)
+        {
+            ref int[]? slot = ref _refs[(long)(mfn / RefChunkFrames)];
+            int[]? chunk = Volatile.Read(ref slot);
+            if (chunk is null)
+            {
+                Interlocked.CompareExchange(ref slot, new int[RefChunkFrames], null);
+                chunk = Volatile.Read(ref slot)!;
+            }
+
+            return ref chunk[(int)(mfn % RefChunkFrames)];
+        }
+
+        private void PushFreeLocked(ulong mfn)
+        {
+            if (PoisonFreedFrames)
+            {
+                new Span<ulong>(_base + (mfn << EptEntry.PageBits), EptEntry.PageSize / sizeof(ulong)).Fill(PoisonPattern);
+            }
+
+            if (_freeCount == _freeStack.Length)
+            {
+                Array.Resize(ref _freeStack, _freeStack.Length * 2);
+            }
+
+            _freeStack[_freeCount++] = mfn;
         }
 
         /// <summary>True when <paramref name="mfn"/> is currently allocated. Thread-safe.</summary>

@@ -21,7 +21,7 @@ namespace FastEpt
         internal OrderedLock.Scope EnterWriter()
         {
             ThrowIfDisposed();
-            OrderedLock.Scope scope = _writeLock.Enter();
+            OrderedLock.Scope scope = _lock.Enter();
             if (_disposed)
             {
                 scope.Dispose();
@@ -48,7 +48,7 @@ namespace FastEpt
         /// </summary>
         internal void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
         {
-            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            Debug.Assert(_lock.IsHeldByCurrentThread);
             // The native writer does not say what it replaced: flush the software TLBs always.
             BumpTlbGeneration();
             foreach (ulong f in linked)

@@ -13,7 +13,7 @@ namespace FastEpt
         // the PoD entry or its replacement, never a hole.
         private bool Populate(ulong gfn)
         {
-            using OrderedLock.Scope s = _writeLock.Enter();
+            using OrderedLock.Scope s = _lock.Enter();
             if (_disposed)
             {
                 return false;

@@ -32,7 +32,7 @@ namespace FastEpt
         {
             ThrowIfDisposed();
             ValidateSet(gfn, mfn, order, type, access, suppressVe);
-            using OrderedLock.Scope s = _writeLock.Enter();
+            using OrderedLock.Scope s = _lock.Enter();
             ThrowIfDisposed();
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
         }
@@ -189,7 +189,7 @@ namespace FastEpt
         // frames no reader can reach; that slot is then published with one compare-exchange.
         private void SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
         {
-            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            Debug.Assert(_lock.IsHeldByCurrentThread);
             byte* b = _memory.Base;
             int target = order / EptEntry.TableOrder + 1;
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);

@@ -26,7 +26,7 @@ namespace FastEpt
     {
         private IHostChangeObserver? _observer;
 
-        internal OrderedLock WriteLock => _writeLock;
+        internal OrderedLock P2mLock => _lock;
 
         internal IHostChangeObserver? ChangeObserver
         {
@@ -40,7 +40,7 @@ namespace FastEpt
             get => _defaultAccess;
             set
             {
-                Debug.Assert(_writeLock.IsHeldByCurrentThread);
+                Debug.Assert(_lock.IsHeldByCurrentThread);
                 _defaultAccess = value;
                 Options.DefaultAccess = value;
             }
@@ -49,7 +49,7 @@ namespace FastEpt
         /// <summary><see cref="SetEntry"/> for a caller that already holds this p2m's writer lock.</summary>
         internal void SetEntryHeld(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            Debug.Assert(_lock.IsHeldByCurrentThread);
             ThrowIfDisposed();
             ValidateSet(gfn, mfn, order, type, access, suppressVe);
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
@@ -150,7 +150,7 @@ namespace FastEpt
         /// </summary>
         internal void ResetLocked()
         {
-            Debug.Assert(_writeLock.IsHeldByCurrentThread);
+            Debug.Assert(_lock.IsHeldByCurrentThread);
             ThrowIfDisposed();
             byte* b = _memory.Base;
             ulong* root = (ulong*)(b + (_rootMfn << EptEntry.PageBits));

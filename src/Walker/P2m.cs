@@ -32,7 +32,7 @@ namespace FastEpt
         private const ulong EmptySlot = EptEntry.SuppressVeBit;
 
         private readonly HostMemory _memory;
-        private readonly OrderedLock _writeLock;
+        private readonly OrderedLock _lock;
         private readonly HashSet<ulong> _tables = new();                // owned table frames, root included
         private readonly List<(long Stamp, List<ulong> Frames)> _retired = new();
         private readonly ulong _rootMfn;
@@ -79,7 +79,7 @@ namespace FastEpt
         internal P2m(HostMemory memory, P2mOptions? options, int lockRank, string lockName)
         {
             ArgumentNullException.ThrowIfNull(memory);
-            _writeLock = new OrderedLock(lockRank, lockName);
+            _lock = new OrderedLock(lockRank, lockName);
             P2mOptions o = (options ?? new P2mOptions()).Clone();
             o.Validate(nameof(options));
             _memory = memory;
@@ -151,7 +151,7 @@ namespace FastEpt
         {
             get
             {
-                using OrderedLock.Scope s = _writeLock.Enter();
+                using OrderedLock.Scope s = _lock.Enter();
                 return _tables.Count;
             }
         }
@@ -170,7 +170,7 @@ namespace FastEpt
                 return;
             }
 
-            using OrderedLock.Scope s = _writeLock.Enter();
+            using OrderedLock.Scope s = _lock.Enter();
             if (_disposed)
             {
                 return;
@@ -212,7 +212,7 @@ namespace FastEpt
         public long Reclaim()
         {
             ThrowIfDisposed();
-            using OrderedLock.Scope s = _writeLock.Enter();
+            using OrderedLock.Scope s = _lock.Enter();
             TryReclaimLocked();
             return _pendingReclaim;
         }

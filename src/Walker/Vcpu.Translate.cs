@@ -30,16 +30,16 @@ namespace FastEpt
         public GuestTranslation TranslateLinear(ulong gla, PageFaultErrorCode pfec)
         {
             CheckPfec(pfec);
-
-            P2m ept = _domain.Altp2m.ViewLocked(_view);
-            return Mode switch
-            {
-                GuestPagingMode.Flat => Final(ept, gla, gla, pfec, 0),
-                GuestPagingMode.LongMode4 => WalkLong(ept, gla, pfec, 4),
-                GuestPagingMode.LongMode5 => WalkLong(ept, gla, pfec, 5),
-                _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
-            };
+            return TranslateOn(_domain.Altp2m.ViewLocked(_view), gla, pfec);
         }
+
+        private GuestTranslation TranslateOn(P2m ept, ulong gla, PageFaultErrorCode pfec) => Mode switch
+        {
+            GuestPagingMode.Flat => Final(ept, gla, gla, pfec, 0),
+            GuestPagingMode.LongMode4 => WalkLong(ept, gla, pfec, 4),
+            GuestPagingMode.LongMode5 => WalkLong(ept, gla, pfec, 5),
+            _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
+        };
 
         /// <summary>
         /// Translates many linear addresses with the same access: the stage-1 walks one by one,
@@ -163,8 +163,17 @@ namespace FastEpt
             return new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0, new EptTranslation(EptStatus.Violation, 0, t.Level, q), level);
         }
 
-        // The stage-1 walk. Returns Ok with the final GPA and the leaf level, or the fault.
+        // The stage-1 walk through the vCPU's EPT view, as the CPU does it.
         private GuestTranslation Stage1(P2m ept, ulong gla, PageFaultErrorCode pfec, int levels)
+        {
+            var tables = new EptTableAccess(ept, _domain.Memory);
+            return Stage1(ref tables, ept.AddressBits, gla, pfec, levels);
+        }
+
+        // The stage-1 walk over any way of reading guest paging structures. Returns Ok with the
+        // final GPA and the leaf level, or the fault.
+        private GuestTranslation Stage1<TTables>(ref TTables tables, int addressBits, ulong gla, PageFaultErrorCode pfec, int levels)
+            where TTables : struct, IGuestTableAccess
         {
             int vaBits = levels == 5 ? 57 : 48;
             if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
@@ -179,13 +188,9 @@ namespace FastEpt
             // Error-code bits describing the access; I/D only where NX is on (no SMEP modelled).
             PageFaultErrorCode accessBits = (write ? PageFaultErrorCode.Write : 0) | (user ? PageFaultErrorCode.User : 0)
                                             | (fetch && nxe ? PageFaultErrorCode.InstructionFetch : 0);
-            int maxPhys = Math.Min(ept.AddressBits, 52);    // bits 62:52 of a guest entry are ignored
+            int maxPhys = Math.Min(addressBits, 52);        // bits 62:52 of a guest entry are ignored
             ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
             ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);       // bits 51:MAXPHYADDR
-            // Paging-structure reads count as EPT writes when the EPTP enables A/D (SPEC.md 1.5).
-            AccessKind structKind = ept.AccessDirtyEnabled ? AccessKind.Read | AccessKind.Write : AccessKind.Read;
-            HostMemory memory = _domain.Memory;
-            ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
             Span<ulong> entryGpa = stackalloc ulong[5];
             Span<ulong> entryHpa = stackalloc ulong[5];
             Span<ulong> entryVal = stackalloc ulong[5];
@@ -200,21 +205,11 @@ namespace FastEpt
                 while (true)
                 {
                     ulong gpa = table | (((gla >> (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) & 511) << 3);
-                    if (gpa >= ept.GpaLimit)
+                    if (!tables.ReadEntry(gpa, out pte, out ulong hpa, out GuestTranslation readFault, level))
                     {
-                        return new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0,
-                            new EptTranslation(EptStatus.Violation, 0, ept.Levels, (ulong)structKind | QualGlaValid), level);
+                        return readFault;
                     }
 
-                    EptTranslation t = ept.TranslatePagingWrite(gpa, structKind);
-                    if (t.Status != EptStatus.Ok)
-                    {
-                        return EptFailure(gpa, t, final: false, level);
-                    }
-
-                    // A paging structure outside host memory (device memory) reads as all ones,
-                    // as an unclaimed bus read does: reserved bits, so a #PF, never a wild read.
-                    pte = t.Hpa + 8 <= hostBytes ? Volatile.Read(ref *(ulong*)(memory.Base + t.Hpa)) : ~0UL;
                     if ((pte & PtePresent) == 0)
                     {
                         return PageFault(accessBits, level);
@@ -244,7 +239,7 @@ namespace FastEpt
                     us &= (pte & PteUser) != 0;
                     xd |= nxe && (pte & PteXd) != 0;
                     entryGpa[used] = gpa;
-                    entryHpa[used] = t.Hpa;
+                    entryHpa[used] = hpa;
                     entryVal[used++] = pte;
                     if (leaf)
                     {
@@ -266,7 +261,7 @@ namespace FastEpt
 
                 // Accessed on every entry used, dirty on the leaf of a write: guest-memory writes,
                 // so each needs EPT write permission on the entry's GPA.
-                int adResult = SetAccessedDirty(ept, levels, entryGpa[..used], entryHpa[..used], entryVal[..used], write, out GuestTranslation adFault);
+                int adResult = tables.SetAccessedDirty(levels, entryGpa[..used], entryHpa[..used], entryVal[..used], write, out GuestTranslation adFault);
                 if (adResult < 0)
                 {
                     return adFault;
@@ -282,44 +277,6 @@ namespace FastEpt
                 ulong final = (pte & addrMask & ~pageMask) | (gla & pageMask);
                 return Stage1Done(final, level);
             }
-        }
-
-        // 0: done; 1: an entry changed (retry the walk); -1: EPT refused a write (adFault).
-        private int SetAccessedDirty(P2m ept, int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
-                                     out GuestTranslation adFault)
-        {
-            adFault = default;
-            HostMemory memory = _domain.Memory;
-            ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
-            for (int i = 0; i < gpas.Length; i++)
-            {
-                bool isLeaf = i == gpas.Length - 1;
-                ulong want = values[i] | PteAccessed | (isLeaf && write ? PteDirty : 0);
-                if (want == values[i])
-                {
-                    continue;
-                }
-
-                EptTranslation t = ept.TranslatePagingWrite(gpas[i], AccessKind.Write);
-                if (t.Status != EptStatus.Ok)
-                {
-                    adFault = EptFailure(gpas[i], t, final: false, topLevel - i);
-                    return -1;
-                }
-
-                if (hpas[i] + 8 > hostBytes)
-                {
-                    continue;    // not RAM: nothing to update
-                }
-
-                ref ulong slot = ref *(ulong*)(memory.Base + hpas[i]);
-                if (Interlocked.CompareExchange(ref slot, want, values[i]) != values[i])
-                {
-                    return 1;
-                }
-            }
-
-            return 0;
         }
 
         private static GuestTranslation PageFault(PageFaultErrorCode code, int level)

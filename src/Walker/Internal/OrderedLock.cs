@@ -4,13 +4,20 @@
 namespace FastEpt.Internal
 {
     /// <summary>
-    /// A writer lock with a rank. Locks must be taken in increasing rank and never re-entered;
-    /// the checker enforces it in Debug builds and whenever <see cref="CheckOrder"/> is set.
+    /// A writer-preferring reader/writer lock with a rank. Locks must be taken in increasing rank
+    /// and never re-entered, in either mode; the checker enforces it in Debug builds and whenever
+    /// <see cref="CheckOrder"/> is set, throwing at the offending acquisition with both lock names.
     /// </summary>
     /// <remarks>
-    /// Ranks follow Xen's mm-locks order (SPEC.md 3.1): host p2m 16 &lt; altp2m list 32 &lt;
+    /// <para>Ranks follow Xen's mm-locks order (SPEC.md 3.1): host p2m 16 &lt; altp2m list 32 &lt;
     /// altp2m view 40 &lt; PoD 48. HostMemory's allocator lock is a leaf below all of them and
-    /// is not ranked. No ranked lock is held across a call that translates or copies guest memory.
+    /// is not ranked. No ranked lock is held across a call that translates or copies guest memory
+    /// (SPEC.md 5.4): <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
+    /// <para>Writer preference is deliberate: it is the lock shape that turned Xen's recursive
+    /// read acquisition in get_page_from_gva into a deadlock (a new reader waits while a writer is
+    /// queued, and the writer waits for the first reader). Lock-free readers (GetEntry, Translate,
+    /// batch walks) never take this lock; the read side serves callers that must see the tables
+    /// still while they take a page reference.</para>
     /// </remarks>
     internal sealed class OrderedLock
     {
@@ -19,6 +26,9 @@ namespace FastEpt.Internal
         public const int AltP2mViewRank = 40;
         public const int PodRank = 48;
 
+        private const int WriterHeld = 1 << 30;     // _state when a writer owns the lock; else the reader count
+        private const int SpinsBeforeSleep = 32;
+
 #if DEBUG
         public static bool CheckOrder = true;
 #else
@@ -26,11 +36,15 @@ namespace FastEpt.Internal
 #endif
 
         [ThreadStatic]
-        private static OrderedLock?[]? t_held;
+        private static Held[]? t_held;
         [ThreadStatic]
         private static int t_depth;
 
-        private readonly Lock _lock = new();
+        private readonly object _gate = new();
+        private int _state;
+        private int _writersWaiting;
+        private int _sleepers;
+        private int _owner;            // managed thread id of the writer, 0 when none
 
         public OrderedLock(int rank, string name)
         {
@@ -42,8 +56,38 @@ namespace FastEpt.Internal
 
         public string Name { get; }
 
-        public bool IsHeldByCurrentThread => _lock.IsHeldByCurrentThread;
+        /// <summary>True when the calling thread holds the write side.</summary>
+        public bool IsHeldByCurrentThread
+            => Volatile.Read(ref _owner) == Environment.CurrentManagedThreadId && Volatile.Read(ref _state) == WriterHeld;
 
+        /// <summary>Writers waiting for the lock (tests use it to queue a writer deterministically).</summary>
+        public int WritersWaiting => Volatile.Read(ref _writersWaiting);
+
+        /// <summary>Readers holding the lock now.</summary>
+        public int Readers
+        {
+            get
+            {
+                int s = Volatile.Read(ref _state);
+                return s == WriterHeld ? 0 : s;
+            }
+        }
+
+        /// <summary>
+        /// Throws when the calling thread holds any ranked lock (checker on only). Called on entry
+        /// to every accessor that translates or copies guest memory.
+        /// </summary>
+        public static void AssertNoneHeld(string accessor)
+        {
+            if (CheckOrder && t_depth > 0)
+            {
+                Held top = t_held![t_depth - 1];
+                throw new LockRecursionException(
+                    $"{accessor} entered while this thread holds '{top.Lock.Name}' ({(top.Read ? "read" : "write")}, rank {top.Lock.Rank}): no lock may be held across a guest-memory access.");
+            }
+        }
+
+        /// <summary>Takes the write side (exclusive).</summary>
         public Scope Enter()
         {
             // Remember whether this acquisition was recorded, so that its release pops exactly
@@ -51,24 +95,121 @@ namespace FastEpt.Internal
             bool tracked = CheckOrder;
             if (tracked)
             {
-                CheckBeforeEnter();
+                CheckBeforeEnter(read: false);
             }
 
-            _lock.Enter();
-            return new Scope(this, tracked);
+            if (Interlocked.CompareExchange(ref _state, WriterHeld, 0) != 0)
+            {
+                EnterWriteSlow();
+            }
+
+            Volatile.Write(ref _owner, Environment.CurrentManagedThreadId);
+            return new Scope(this, tracked, read: false);
         }
 
-        private void CheckBeforeEnter()
+        /// <summary>Takes the read side (shared). Not re-entrant: a reader that asks again while a
+        /// writer is queued would wait forever, so the checker refuses it.</summary>
+        public Scope EnterRead()
         {
-            if (_lock.IsHeldByCurrentThread)
+            bool tracked = CheckOrder;
+            if (tracked)
             {
-                throw new LockRecursionException($"Lock '{Name}' (rank {Rank}) is not re-entrant: this thread already holds it.");
+                CheckBeforeEnter(read: true);
             }
 
-            OrderedLock?[] held = t_held ??= new OrderedLock?[16];
-            if (t_depth > 0 && held[t_depth - 1]!.Rank >= Rank)
+            if (!TryEnterRead())
             {
-                OrderedLock top = held[t_depth - 1]!;
+                EnterReadSlow();
+            }
+
+            return new Scope(this, tracked, read: true);
+        }
+
+        private bool TryEnterRead()
+        {
+            int s = Volatile.Read(ref _state);
+            return s < WriterHeld - 1 && Volatile.Read(ref _writersWaiting) == 0
+                   && Interlocked.CompareExchange(ref _state, s + 1, s) == s;
+        }
+
+        private void EnterWriteSlow()
+        {
+            if (Volatile.Read(ref _owner) == Environment.CurrentManagedThreadId && Volatile.Read(ref _state) == WriterHeld)
+            {
+                throw new LockRecursionException($"Lock '{Name}' (rank {Rank}) is not re-entrant: this thread already holds it for writing.");
+            }
+
+            Interlocked.Increment(ref _writersWaiting);
+            try
+            {
+                Acquire(static l => Interlocked.CompareExchange(ref l._state, WriterHeld, 0) == 0);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _writersWaiting);
+            }
+        }
+
+        private void EnterReadSlow() => Acquire(static l => l.TryEnterRead());
+
+        // Spin briefly, then sleep on the gate. A sleeper registers (interlocked) before its last
+        // try; a releaser changes the state (interlocked) before it looks for sleepers, so one of
+        // the two always sees the other and no wake-up is lost.
+        private void Acquire(Func<OrderedLock, bool> tryTake)
+        {
+            for (int i = 0; i < SpinsBeforeSleep; i++)
+            {
+                if (tryTake(this))
+                {
+                    return;
+                }
+
+                Thread.SpinWait(8 << Math.Min(i, 6));
+            }
+
+            lock (_gate)
+            {
+                Interlocked.Increment(ref _sleepers);
+                try
+                {
+                    while (!tryTake(this))
+                    {
+                        Monitor.Wait(_gate);
+                    }
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _sleepers);
+                }
+            }
+        }
+
+        private void Wake()
+        {
+            if (Volatile.Read(ref _sleepers) > 0)
+            {
+                lock (_gate)
+                {
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        private void CheckBeforeEnter(bool read)
+        {
+            Held[] held = t_held ??= new Held[16];
+            for (int i = 0; i < t_depth; i++)
+            {
+                if (ReferenceEquals(held[i].Lock, this))
+                {
+                    throw new LockRecursionException(
+                        $"Lock '{Name}' (rank {Rank}) is not re-entrant: this thread already holds '{Name}' for {(held[i].Read ? "reading" : "writing")} and asked again for {(read ? "reading" : "writing")}.");
+                }
+            }
+
+            if (t_depth > 0 && held[t_depth - 1].Lock.Rank >= Rank)
+            {
+                OrderedLock top = held[t_depth - 1].Lock;
                 throw new InvalidOperationException($"Lock order violated: '{Name}' (rank {Rank}) taken while holding '{top.Name}' (rank {top.Rank}).");
             }
 
@@ -78,32 +219,49 @@ namespace FastEpt.Internal
                 held = t_held;
             }
 
-            held[t_depth++] = this;
+            held[t_depth++] = new Held(this, read);
         }
 
-        private void Exit(bool tracked)
+        private void Exit(bool tracked, bool read)
         {
             if (tracked)
             {
-                Debug.Assert(t_depth > 0 && ReferenceEquals(t_held![t_depth - 1], this), "locks released out of order");
-                t_held![--t_depth] = null;
+                Debug.Assert(t_depth > 0 && ReferenceEquals(t_held![t_depth - 1].Lock, this), "locks released out of order");
+                t_held![--t_depth] = default;
             }
 
-            _lock.Exit();
+            if (read)
+            {
+                if (Interlocked.Decrement(ref _state) == 0)
+                {
+                    Wake();
+                }
+            }
+            else
+            {
+                Debug.Assert(Volatile.Read(ref _state) == WriterHeld, "write side released by a non-owner");
+                Volatile.Write(ref _owner, 0);
+                Interlocked.Exchange(ref _state, 0);
+                Wake();
+            }
         }
+
+        private readonly record struct Held(OrderedLock Lock, bool Read);
 
         public readonly ref struct Scope
         {
             private readonly OrderedLock _owner;
             private readonly bool _tracked;
+            private readonly bool _read;
 
-            public Scope(OrderedLock owner, bool tracked)
+            public Scope(OrderedLock owner, bool tracked, bool read)
             {
                 _owner = owner;
                 _tracked = tracked;
+                _read = read;
             }
 
-            public void Dispose() => _owner?.Exit(_tracked);
+            public void Dispose() => _owner?.Exit(_tracked, _read);
         }
     }
 }

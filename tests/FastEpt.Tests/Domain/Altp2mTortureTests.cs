@@ -230,7 +230,7 @@ namespace FastEpt.Tests.DomainTests
 
             // View before host: a host write (which would propagate) under a view lock.
             InvalidOperationException e1;
-            using (view.WriteLock.Enter())
+            using (view.P2mLock.Enter())
             {
                 e1 = Assert.Throws<InvalidOperationException>(
                     () => d.HostP2m.SetEntry(0x234, 0x1500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
@@ -251,7 +251,7 @@ namespace FastEpt.Tests.DomainTests
 
             // View before view list: a switch under a view lock.
             InvalidOperationException e3;
-            using (view.WriteLock.Enter())
+            using (view.P2mLock.Enter())
             {
                 e3 = Assert.Throws<InvalidOperationException>(() => d.Altp2m.Switch(d.Vcpus[0], v));
             }
@@ -261,7 +261,7 @@ namespace FastEpt.Tests.DomainTests
 
             // The fault handler under a view lock: it takes the host lock first.
             InvalidOperationException e4;
-            using (view.WriteLock.Enter())
+            using (view.P2mLock.Enter())
             {
                 e4 = Assert.Throws<InvalidOperationException>(() => d.HandleEptViolation(d.Vcpus[0], 0x300000, AccessKind.Read, null));
             }
@@ -270,7 +270,7 @@ namespace FastEpt.Tests.DomainTests
             Assert.Contains(viewLock, e4.Message);
 
             // Re-entering the host lock (a host write from inside a host-locked section).
-            using (d.HostP2m.WriteLock.Enter())
+            using (d.HostP2m.P2mLock.Enter())
             {
                 LockRecursionException e5 = Assert.Throws<LockRecursionException>(
                     () => d.HostP2m.SetEntry(0x300, 0x1600, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
@@ -283,11 +283,11 @@ namespace FastEpt.Tests.DomainTests
             Assert.Equal(view234, view.GetEntry(0x234));
             Assert.Equal(view300, view.GetEntry(0x300));
             Assert.Equal(0, d.Vcpus[0].View);
-            using (d.HostP2m.WriteLock.Enter())
+            using (d.HostP2m.P2mLock.Enter())
             using (d.Altp2m.ListLock.Enter())
-            using (view.WriteLock.Enter())
+            using (view.P2mLock.Enter())
             {
-                Assert.True(view.WriteLock.IsHeldByCurrentThread);
+                Assert.True(view.P2mLock.IsHeldByCurrentThread);
             }
 
             d.HostP2m.SetEntry(0x234, 0x1500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);

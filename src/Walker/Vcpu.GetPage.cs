@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    // get-page-from-GVA (Xen's get_page_from_gva with its mem_access fallback) and the two ways
+    // the stage-1 walk can read guest paging structures.
+    public sealed unsafe partial class Vcpu
+    {
+        /// <summary>
+        /// Test hook: runs on the calling thread while the fast path still holds the p2m read lock,
+        /// after the fast translation failed (the seed scenario queues a writer here).
+        /// </summary>
+        internal Action? AfterFastPathFailed { get; set; }
+
+        /// <summary>
+        /// Finds the host frame behind a guest linear address for an access the hypervisor makes on
+        /// the guest's behalf (copying to or from guest memory), and takes a reference on it so
+        /// the frame is not reused while the caller works on it (Xen's <c>get_page_from_gva</c>).
+        /// </summary>
+        /// <param name="gla">The linear address.</param>
+        /// <param name="access">Exactly one of <see cref="AccessKind.Read"/>, <see cref="AccessKind.Write"/>, <see cref="AccessKind.Execute"/>.</param>
+        /// <param name="user">A user-mode access (U/S checks apply).</param>
+        /// <returns>
+        /// <see cref="GuestPageStatus.Ok"/> with a referenced page: dispose the result exactly once
+        /// to drop the reference. Otherwise the reason (#PF error code, the EPT failure, or a frame
+        /// that is not guest RAM) and no reference.
+        /// </returns>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is not exactly one access kind.</exception>
+        /// <remarks>
+        /// <para><b>Fast path.</b> Under the read lock of the vCPU's current view (writers
+        /// excluded, lock-free readers unaffected) the address is translated as the CPU would
+        /// (<see cref="TranslateLinear"/>, which itself takes no lock) and, when the access is
+        /// allowed and the frame is allocated guest RAM, referenced.</para>
+        /// <para><b>mem_access fallback</b> (SPEC.md 5.4), only when the fast path met an EPT
+        /// violation and <see cref="Domain.MemAccessEnabled"/> is set. It is entered with no lock
+        /// held: the linear address is resolved by the failed walk itself when stage 1 completed,
+        /// else by a software stage-1 walk whose guest-memory reads take the p2m read locks
+        /// themselves (no A/D updates; stage-1 permissions apply, so a write needs a writable
+        /// mapping). Only then are the read locks taken (host, then the view) to look up the
+        /// GFN's access, decide whether mem_access explains the failure
+        /// (<see cref="MemAccessRules.ExplainsFailure"/>), require a RamRw frame, and take the
+        /// reference. No lock is ever held across a guest-memory access, and none is taken twice.</para>
+        /// <para>The page is granted to the hypervisor's own access: mem_access raises no event
+        /// for it, as in Xen.</para>
+        /// </remarks>
+        public GuestPage GetPageFromGva(ulong gla, AccessKind access, bool user = false)
+        {
+            if (access != AccessKind.Read && access != AccessKind.Write && access != AccessKind.Execute)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Exactly one of Read, Write or Execute.");
+            }
+
+            PageFaultErrorCode pfec = (access == AccessKind.Write ? PageFaultErrorCode.Write : 0)
+                                      | (access == AccessKind.Execute ? PageFaultErrorCode.InstructionFetch : 0)
+                                      | (user ? PageFaultErrorCode.User : 0);
+            int view = _view;
+            P2m ept = _domain.Altp2m.ViewLocked(view);
+            GuestTranslation fast;
+            using (ept.P2mLock.EnterRead())
+            {
+                fast = TranslateOn(ept, gla, pfec);
+                if (fast.Status == GuestStatus.Ok)
+                {
+                    P2mEntry e = ept.GetEntry(fast.Gpa >> EptEntry.PageBits);
+                    return Referenced(fast, fast.Gpa, fast.Hpa >> EptEntry.PageBits, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
+                }
+
+                AfterFastPathFailed?.Invoke();
+            }
+
+            if (fast.Status != GuestStatus.EptViolation || !_domain.MemAccessEnabled)
+            {
+                return Failed(fast);
+            }
+
+            return MemAccessCheckAndGetPage(view, gla, pfec, fast);
+        }
+
+        // Xen's p2m_mem_access_check_and_get_page, entered with no lock held.
+        private GuestPage MemAccessCheckAndGetPage(int view, ulong gla, PageFaultErrorCode pfec, GuestTranslation fast)
+        {
+            OrderedLock.AssertNoneHeld("The get-page-from-GVA fallback");
+            ulong gpa;
+            if ((fast.Ept.Qualification & QualFinal) != 0)
+            {
+                gpa = fast.Gpa;     // stage 1 completed; only the final access failed
+            }
+            else
+            {
+                var tables = new SoftwareTableAccess(this, view);
+                GuestTranslation walk = Mode switch
+                {
+                    GuestPagingMode.LongMode4 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 4),
+                    GuestPagingMode.LongMode5 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 5),
+                    _ => Stage1Done(gla, 0),
+                };
+                if (walk.Status == GuestStatus.PageFault)
+                {
+                    return Failed(walk);
+                }
+
+                if (walk.Status != GuestStatus.Ok)
+                {
+                    return Failed(fast);
+                }
+
+                gpa = walk.Gpa;
+            }
+
+            P2m host = _domain.HostP2m;
+            P2m ept = _domain.Altp2m.ViewLocked(view);
+            if (gpa >= ept.GpaLimit)
+            {
+                return Failed(fast);
+            }
+
+            using OrderedLock.Scope hl = host.P2mLock.EnterRead();
+            using OrderedLock.Scope vl = view != 0 ? ept.P2mLock.EnterRead() : default;
+            if (!_domain.Altp2m.TryEffectiveEntry(view, gpa >> EptEntry.PageBits, out P2mEntry e, out P2mAccess a)
+                || !MemAccessRules.ExplainsFailure(a, (pfec & PageFaultErrorCode.Write) != 0))
+            {
+                return Failed(fast);
+            }
+
+            // mem_access explains the failure, but the type may forbid the access too (Xen: ram_rw only).
+            return Referenced(fast, gpa, e.Mfn, e.Type, e.Type == P2mType.RamRw, viaMemAccess: true);
+        }
+
+        // The reference is taken with the read lock(s) held, so the entry that named the frame is current.
+        private GuestPage Referenced(GuestTranslation t, ulong gpa, ulong mfn, P2mType type, bool ram, bool viaMemAccess)
+        {
+            HostMemory memory = _domain.Memory;
+            if (!ram || mfn >= (ulong)memory.FrameCount || !memory.TryAddReference(mfn))
+            {
+                return new GuestPage(null, GuestPageStatus.NotRam, t, gpa, mfn, type, viaMemAccess);
+            }
+
+            return new GuestPage(memory, GuestPageStatus.Ok, t, gpa, mfn, type, viaMemAccess);
+        }
+
+        private static GuestPage Failed(GuestTranslation t)
+        {
+            GuestPageStatus status = t.Status switch
+            {
+                GuestStatus.PageFault => GuestPageStatus.PageFault,
+                GuestStatus.EptViolation => GuestPageStatus.EptViolation,
+                GuestStatus.EptMisconfig => GuestPageStatus.EptMisconfig,
+                GuestStatus.NonCanonical => GuestPageStatus.NonCanonical,
+                _ => GuestPageStatus.NotRam,
+            };
+            return new GuestPage(null, status, t, t.Gpa, Mfn.Invalid, P2mType.Invalid, viaMemAccess: false);
+        }
+
+        private static bool IsGuestRam(P2mType type)
+            => type is P2mType.RamRw or P2mType.RamLogDirty or P2mType.RamRo or P2mType.RamShared;
+
+        // The guest-memory accessor of the software walk (Xen's access_guest_memory_by_gpa): it
+        // looks the GFN up and reads guest RAM under read locks it takes itself, so it must be
+        // entered with no lock held (SPEC.md 5.4). EPT access rights do not apply: it is the
+        // hypervisor reading, not the guest.
+        internal bool TryReadGuestUInt64(int view, ulong gpa, out ulong value)
+        {
+            OrderedLock.AssertNoneHeld("The guest-memory accessor");
+            value = 0;
+            P2m ept = _domain.Altp2m.ViewLocked(view);
+            if (gpa >= ept.GpaLimit)
+            {
+                return false;
+            }
+
+            HostMemory memory = _domain.Memory;
+            using OrderedLock.Scope hl = _domain.HostP2m.P2mLock.EnterRead();
+            using OrderedLock.Scope vl = view != 0 ? ept.P2mLock.EnterRead() : default;
+            if (!_domain.Altp2m.TryEffectiveEntry(view, gpa >> EptEntry.PageBits, out P2mEntry e, out _)
+                || !IsGuestRam(e.Type) || e.Mfn >= (ulong)memory.FrameCount)
+            {
+                return false;
+            }
+
+            value = memory.ReadUInt64((e.Mfn << EptEntry.PageBits) | (gpa & EptEntry.PageMask));
+            return true;
+        }
+
+        // How the stage-1 walk reads guest paging entries and records accessed/dirty flags.
+        private interface IGuestTableAccess
+        {
+            // Reads the 8-byte entry at `gpa` of a table at `level`: its value and host address,
+            // or the fault that stops the walk.
+            bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level);
+
+            // Sets A on every entry used and D on the leaf of a write. 0: done; 1: an entry
+            // changed (walk again); -1: the update was refused (`fault`).
+            int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+                                 out GuestTranslation fault);
+        }
+
+        // The CPU's way: every paging-structure access translated through the EPT view, A/D set by
+        // compare-exchange where EPT grants write (SPEC.md 1.5).
+        private readonly struct EptTableAccess : IGuestTableAccess
+        {
+            private readonly P2m _ept;
+            private readonly HostMemory _memory;
+            private readonly ulong _hostBytes;
+            private readonly AccessKind _structKind;
+
+            public EptTableAccess(P2m ept, HostMemory memory)
+            {
+                _ept = ept;
+                _memory = memory;
+                _hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
+                // Paging-structure reads count as EPT writes when the EPTP enables A/D.
+                _structKind = ept.AccessDirtyEnabled ? AccessKind.Read | AccessKind.Write : AccessKind.Read;
+            }
+
+            public bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level)
+            {
+                pte = 0;
+                hpa = 0;
+                if (gpa >= _ept.GpaLimit)
+                {
+                    fault = new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0,
+                        new EptTranslation(EptStatus.Violation, 0, _ept.Levels, (ulong)_structKind | QualGlaValid), level);
+                    return false;
+                }
+
+                EptTranslation t = _ept.TranslatePagingWrite(gpa, _structKind);
+                if (t.Status != EptStatus.Ok)
+                {
+                    fault = EptFailure(gpa, t, final: false, level);
+                    return false;
+                }
+
+                // A paging structure outside host memory (device memory) reads as all ones,
+                // as an unclaimed bus read does: reserved bits, so a #PF, never a wild read.
+                hpa = t.Hpa;
+                pte = hpa + 8 <= _hostBytes ? Volatile.Read(ref *(ulong*)(_memory.Base + hpa)) : ~0UL;
+                fault = default;
+                return true;
+            }
+
+            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+                                        out GuestTranslation fault)
+            {
+                fault = default;
+                for (int i = 0; i < gpas.Length; i++)
+                {
+                    bool isLeaf = i == gpas.Length - 1;
+                    ulong want = values[i] | PteAccessed | (isLeaf && write ? PteDirty : 0);
+                    if (want == values[i])
+                    {
+                        continue;
+                    }
+
+                    EptTranslation t = _ept.TranslatePagingWrite(gpas[i], AccessKind.Write);
+                    if (t.Status != EptStatus.Ok)
+                    {
+                        fault = EptFailure(gpas[i], t, final: false, topLevel - i);
+                        return -1;
+                    }
+
+                    if (hpas[i] + 8 > _hostBytes)
+                    {
+                        continue;    // not RAM: nothing to update
+                    }
+
+                    ref ulong slot = ref *(ulong*)(_memory.Base + hpas[i]);
+                    if (Interlocked.CompareExchange(ref slot, want, values[i]) != values[i])
+                    {
+                        return 1;
+                    }
+                }
+
+                return 0;
+            }
+        }
+
+        // The hypervisor's software walk of the fallback: reads through the guest-memory accessor
+        // (which locks internally), ignores EPT access rights and leaves A/D alone.
+        private readonly struct SoftwareTableAccess : IGuestTableAccess
+        {
+            private readonly Vcpu _vcpu;
+            private readonly int _view;
+
+            public SoftwareTableAccess(Vcpu vcpu, int view)
+            {
+                _vcpu = vcpu;
+                _view = view;
+            }
+
+            public bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level)
+            {
+                hpa = 0;
+                if (_vcpu.TryReadGuestUInt64(_view, gpa, out pte))
+                {
+                    fault = default;
+                    return true;
+                }
+
+                fault = new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0, default, level);
+                return false;
+            }
+
+            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+                                        out GuestTranslation fault)
+            {
+                fault = default;
+                return 0;
+            }
+        }
+    }
+}
