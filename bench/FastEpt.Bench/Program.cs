@@ -21,8 +21,8 @@ namespace FastEpt.Bench
     /// Benchmark entry point.
     /// <list type="bullet">
     /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_TranslateSuite"/> on its
-    /// quick scenarios (both footprints, 4K pages, random GPAs) with a short in-process job, then the
-    /// goals table (<see cref="Goals"/>). A few minutes at most on 2 cores.</item>
+    /// quick scenarios (both footprints, 4K pages, random GPAs) and <see cref="Perf_Walk2D"/> with a
+    /// short in-process job, then the goals table (<see cref="Goals"/>). A few minutes at most on 2 cores.</item>
     /// <item><c>--full</c>: every benchmark class, <see cref="Perf_TranslateSuite"/> over its whole
     /// [Params] matrix, with BenchmarkDotNet's default job, then the goals table.</item>
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
@@ -51,7 +51,7 @@ namespace FastEpt.Bench
             {
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
-                    return Goals.Run(null, Path.Combine(resultsRoot, "ratio"));
+                    return Goals.Run(null, null, Path.Combine(resultsRoot, "ratio"));
                 }
 
                 bool quick = args.Length == 0 || args.Contains(QuickFlag);
@@ -69,7 +69,7 @@ namespace FastEpt.Bench
                 if (quick)
                 {
                     Perf_TranslateSuite.QuickScenarios = true;
-                    AddDefaultFilter(switcherArgs, $"*{nameof(Perf_TranslateSuite)}*");
+                    AddDefaultFilter(switcherArgs, $"*{nameof(Perf_TranslateSuite)}*", $"*{nameof(Perf_Walk2D)}*");
                 }
                 else if (full)
                 {
@@ -93,7 +93,8 @@ namespace FastEpt.Bench
                 if ((quick || full) && !failed)
                 {
                     Summary? suite = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_TranslateSuite)));
-                    Goals.Run(suite, outDir);
+                    Summary? walk2D = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Walk2D)));
+                    Goals.Run(suite, walk2D, outDir);
                 }
 
                 return failed ? 1 : 0;
@@ -136,19 +137,20 @@ namespace FastEpt.Bench
         }
 
         // The exported GitHub markdown and full JSON of each class run now, under stable names
-        // (<class>.md, <class>.json) in outDir.
+        // (<class>.md, <class>.json) in outDir. The summaries of one run share their results
+        // directory: each directory is copied once.
         private static void CopyReports(Summary[] summaries, string outDir, DateTime startedUtc)
         {
-            foreach (Summary summary in summaries)
+            foreach (string resultsDirectory in summaries.Select(s => s.ResultsDirectoryPath).Distinct())
             {
-                if (!Directory.Exists(summary.ResultsDirectoryPath))
+                if (!Directory.Exists(resultsDirectory))
                 {
                     continue;
                 }
 
                 foreach ((string suffix, string extension) in new[] { ("-report-github.md", ".md"), ("-report-full.json", ".json") })
                 {
-                    foreach (string file in Directory.GetFiles(summary.ResultsDirectoryPath, "*" + suffix))
+                    foreach (string file in Directory.GetFiles(resultsDirectory, "*" + suffix))
                     {
                         if (File.GetLastWriteTimeUtc(file) < startedUtc)
                         {
@@ -187,12 +189,12 @@ namespace FastEpt.Bench
 
         // Without a filter BenchmarkSwitcher asks on the console which benchmark to run, which
         // hangs a script; a filter given by the caller wins.
-        private static void AddDefaultFilter(List<string> switcherArgs, string pattern)
+        private static void AddDefaultFilter(List<string> switcherArgs, params string[] patterns)
         {
             if (!switcherArgs.Contains("--filter") && !switcherArgs.Contains("-f"))
             {
                 switcherArgs.Add("--filter");
-                switcherArgs.Add(pattern);
+                switcherArgs.AddRange(patterns);
             }
         }
 

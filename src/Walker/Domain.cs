@@ -55,7 +55,7 @@ namespace FastEpt
             _memory = memory;
             _options = o;
             _memAccessEnabled = o.P2m.DefaultAccess != P2mAccess.RWX;
-            HostP2m = new P2m(memory, o.P2m);
+            HostP2m = new P2m(memory, o.P2m, OrderedLock.P2mRank, "host p2m");
             try
             {
                 for (long i = 0; i < o.PodFrames; i++)

@@ -121,13 +121,15 @@ namespace FastEpt
                     return false;
                 }
 
-                _allocated[mfn >> 6] |= 1UL << (int)(mfn & 63);
                 _allocatedCount++;
             }
 
             // Zero outside the lock: the frame is ours alone now. Fresh frames are zero already
             // unless a caller wrote into them through Write/Frame, so clear unconditionally.
+            // Only then is it marked allocated, so no reference can be taken on a frame that is
+            // still being cleared.
             NativeMemory.Clear(b + (mfn << EptEntry.PageBits), EptEntry.PageSize);
+            MarkAllocated(mfn, 1);
             return true;
         }
 
@@ -156,16 +158,27 @@ namespace FastEpt
 
                 first = _next;
                 _next += (ulong)count;
-                for (ulong f = first; f < _next; f++)
-                {
-                    _allocated[f >> 6] |= 1UL << (int)(f & 63);
-                }
-
                 _allocatedCount += count;
             }
 
             _region.Zero(first << EptEntry.PageBits, (ulong)count << EptEntry.PageBits);
+            MarkAllocated(first, (ulong)count);
             return first;
+        }
+
+        // Sets the allocation bits of [first, first + count) word by word. Interlocked: other
+        // frames' bits in the same word change concurrently (allocations publish outside the lock).
+        private void MarkAllocated(ulong first, ulong count)
+        {
+            ulong end = first + count;
+            for (ulong f = first; f < end;)
+            {
+                int lo = (int)(f & 63);
+                int n = (int)Math.Min(64UL - (ulong)lo, end - f);
+                ulong mask = (n == 64 ? ~0UL : ((1UL << n) - 1)) << lo;
+                Interlocked.Or(ref _allocated[f >> 6], mask);
+                f += (ulong)n;
+            }
         }
 
         /// <summary>
@@ -305,10 +318,7 @@ namespace FastEpt
         {
             _ = Base;
             CheckMfn(mfn);
-            lock (_lock)
-            {
-                return (_allocated[mfn >> 6] & (1UL << (int)(mfn & 63))) != 0;
-            }
+            return (Volatile.Read(ref _allocated[mfn >> 6]) & (1UL << (int)(mfn & 63))) != 0;
         }
 
         /// <summary>A bounds-checked view of one frame. Valid until <see cref="Dispose"/>.</summary>

@@ -83,8 +83,9 @@ namespace FastEpt
         private GuestPage MemAccessCheckAndGetPage(int view, ulong gla, PageFaultErrorCode pfec, GuestTranslation fast)
         {
             OrderedLock.AssertNoneHeld("The get-page-from-GVA fallback");
+            bool onStructure = (fast.Ept.Qualification & QualFinal) == 0;
             ulong gpa;
-            if ((fast.Ept.Qualification & QualFinal) != 0)
+            if (!onStructure)
             {
                 gpa = fast.Gpa;     // stage 1 completed; only the final access failed
             }
@@ -110,22 +111,42 @@ namespace FastEpt
                 gpa = walk.Gpa;
             }
 
-            P2m host = _domain.HostP2m;
             P2m ept = _domain.Altp2m.ViewLocked(view);
             if (gpa >= ept.GpaLimit)
             {
                 return Failed(fast);
             }
 
-            using OrderedLock.Scope hl = host.P2mLock.EnterRead();
+            using OrderedLock.Scope hl = _domain.HostP2m.P2mLock.EnterRead();
             using OrderedLock.Scope vl = view != 0 ? ept.P2mLock.EnterRead() : default;
-            if (!_domain.Altp2m.TryEffectiveEntry(view, gpa >> EptEntry.PageBits, out P2mEntry e, out P2mAccess a)
+            ulong gfn = gpa >> EptEntry.PageBits;
+            if (onStructure)
+            {
+                // FastEpt beyond Xen (docs/divergences.md): the walk failed on a guest paging
+                // structure, so it is that GFN's access that must explain the failure; the final
+                // access then needs EPT's permission outright, or Xen's rule below.
+                if (!_domain.Altp2m.TryEffectiveEntry(view, fast.Gpa >> EptEntry.PageBits, out _, out P2mAccess sa)
+                    || !MemAccessRules.ExplainsFailure(sa, (fast.Ept.Qualification & (ulong)AccessKind.Write) != 0))
+                {
+                    return Failed(fast);
+                }
+
+                EptTranslation t = ept.Translate(gpa, FinalKind(pfec));
+                if (t.Status == EptStatus.Ok)
+                {
+                    P2mType type = ept.GetEntry(gfn).Type;
+                    return Referenced(fast, gpa, t.Hpa >> EptEntry.PageBits, type, IsGuestRam(type), viaMemAccess: true);
+                }
+            }
+
+            // Xen's rule for the final GFN: its access must explain the failure, and the type must
+            // allow any access (ram_rw only).
+            if (!_domain.Altp2m.TryEffectiveEntry(view, gfn, out P2mEntry e, out P2mAccess a)
                 || !MemAccessRules.ExplainsFailure(a, (pfec & PageFaultErrorCode.Write) != 0))
             {
                 return Failed(fast);
             }
 
-            // mem_access explains the failure, but the type may forbid the access too (Xen: ram_rw only).
             return Referenced(fast, gpa, e.Mfn, e.Type, e.Type == P2mType.RamRw, viaMemAccess: true);
         }
 

@@ -236,7 +236,7 @@ namespace FastEpt.Tests.DomainTests
                     () => d.HostP2m.SetEntry(0x234, 0x1500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
             }
 
-            Assert.Contains("'p2m'", e1.Message);
+            Assert.Contains("'host p2m'", e1.Message);
             Assert.Contains(viewLock, e1.Message);
 
             // View list before host: a view operation under the list lock.
@@ -246,7 +246,7 @@ namespace FastEpt.Tests.DomainTests
                 e2 = Assert.Throws<InvalidOperationException>(() => d.Altp2m.SetMemAccess(v, 0x300, P2mAccess.RX));
             }
 
-            Assert.Contains("'p2m'", e2.Message);
+            Assert.Contains("'host p2m'", e2.Message);
             Assert.Contains("'altp2m list'", e2.Message);
 
             // View before view list: a switch under a view lock.
@@ -266,7 +266,7 @@ namespace FastEpt.Tests.DomainTests
                 e4 = Assert.Throws<InvalidOperationException>(() => d.HandleEptViolation(d.Vcpus[0], 0x300000, AccessKind.Read, null));
             }
 
-            Assert.Contains("'p2m'", e4.Message);
+            Assert.Contains("'host p2m'", e4.Message);
             Assert.Contains(viewLock, e4.Message);
 
             // Re-entering the host lock (a host write from inside a host-locked section).
@@ -274,7 +274,7 @@ namespace FastEpt.Tests.DomainTests
             {
                 LockRecursionException e5 = Assert.Throws<LockRecursionException>(
                     () => d.HostP2m.SetEntry(0x300, 0x1600, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
-                Assert.Contains("'p2m'", e5.Message);
+                Assert.Contains("'host p2m'", e5.Message);
             }
 
             // Nothing changed, and the right order still works afterwards.

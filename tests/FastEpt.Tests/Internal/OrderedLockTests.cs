@@ -114,5 +114,227 @@ namespace FastEpt.Tests.Internal
             });
             Assert.True(ok);
         }
+
+        [Fact]
+        public void EnterRead_Twice_ThrowsLockRecursionNamingTheLock()
+        {
+            // The seed's recursive read acquisition (get_page_from_gva -> software walk -> page
+            // lookup): the checker refuses it at once instead of letting it wait behind a writer.
+            var p2m = new OrderedLock(OrderedLock.P2mRank, "host p2m");
+            LockRecursionException ex = WithChecking(() =>
+            {
+                using (p2m.EnterRead())
+                {
+                    return Assert.Throws<LockRecursionException>(() => { using (p2m.EnterRead()) { } });
+                }
+            });
+            Assert.Contains("'host p2m'", ex.Message);
+            Assert.Contains("reading", ex.Message);
+            Assert.Equal(0, p2m.Readers);
+        }
+
+        [Fact]
+        public void EnterWrite_WhileHoldingRead_ThrowsLockRecursion()
+        {
+            var p2m = new OrderedLock(OrderedLock.P2mRank, "host p2m");
+            WithChecking(() =>
+            {
+                using (p2m.EnterRead())
+                {
+                    return Assert.Throws<LockRecursionException>(() => { using (p2m.Enter()) { } });
+                }
+            });
+            Assert.Equal(0, p2m.Readers);
+        }
+
+        [Fact]
+        public void EnterRead_LowerRankWhileHoldingHigher_ThrowsNamingBoth()
+        {
+            var host = new OrderedLock(OrderedLock.P2mRank, "host p2m");
+            var view = new OrderedLock(OrderedLock.AltP2mViewRank, "altp2m view 1");
+            InvalidOperationException ex = WithChecking(() =>
+            {
+                using (view.EnterRead())
+                {
+                    return Assert.Throws<InvalidOperationException>(() => { using (host.EnterRead()) { } });
+                }
+            });
+            Assert.Contains("'host p2m'", ex.Message);
+            Assert.Contains("'altp2m view 1'", ex.Message);
+        }
+
+        [Fact]
+        public void Enter_WriteReentryWithCheckerOff_StillThrowsInsteadOfHanging()
+        {
+            var p2m = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            bool saved = OrderedLock.CheckOrder;
+            try
+            {
+                OrderedLock.CheckOrder = false;
+                using (p2m.Enter())
+                {
+                    Assert.Throws<LockRecursionException>(() => { using (p2m.Enter()) { } });
+                }
+            }
+            finally
+            {
+                OrderedLock.CheckOrder = saved;
+            }
+
+            Assert.False(p2m.IsHeldByCurrentThread);
+        }
+
+        [Fact]
+        public void AssertNoneHeld_WithAReadLockHeld_Throws()
+        {
+            var p2m = new OrderedLock(OrderedLock.P2mRank, "host p2m");
+            LockRecursionException ex = WithChecking(() =>
+            {
+                OrderedLock.AssertNoneHeld("accessor");
+                using (p2m.EnterRead())
+                {
+                    return Assert.Throws<LockRecursionException>(() => OrderedLock.AssertNoneHeld("The guest-memory accessor"));
+                }
+            });
+            Assert.Contains("'host p2m' (read", ex.Message);
+        }
+
+        [Fact]
+        public async Task Readers_Share_AndAWriterWaitsForAllOfThem()
+        {
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            using var bothIn = new CountdownEvent(2);
+            using var release = new ManualResetEventSlim();
+            Task[] readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                using (l.EnterRead())
+                {
+                    bothIn.Signal();
+                    release.Wait(TimeSpan.FromSeconds(20));
+                }
+            })).ToArray();
+            Assert.True(bothIn.Wait(TimeSpan.FromSeconds(20)), "two readers must hold the lock together");
+            Assert.Equal(2, l.Readers);
+
+            bool writerIn = false;
+            Task writer = Task.Run(() =>
+            {
+                using (l.Enter())
+                {
+                    writerIn = true;
+                }
+            });
+            await WaitUntil(() => l.WritersWaiting == 1);
+            Assert.False(Volatile.Read(ref writerIn));
+            release.Set();
+            await Task.WhenAll(readers).WaitAsync(TimeSpan.FromSeconds(20));
+            await writer.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(writerIn);
+        }
+
+        [Fact]
+        public async Task WriterPreference_NewReaderWaitsBehindAQueuedWriter()
+        {
+            // The property that made Xen's recursive read a deadlock: reader A holds the lock, a
+            // writer queues, and a second read request (from anyone, A included) waits for the
+            // writer, which waits for A. Here the second reader is another thread, so A can finish.
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            using var aIn = new ManualResetEventSlim();
+            using var aGo = new ManualResetEventSlim();
+            Task a = Task.Run(() =>
+            {
+                using (l.EnterRead())
+                {
+                    aIn.Set();
+                    aGo.Wait(TimeSpan.FromSeconds(20));
+                    order.Enqueue("A out");
+                }
+            });
+            Assert.True(aIn.Wait(TimeSpan.FromSeconds(20)));
+            Task w = Task.Run(() =>
+            {
+                using (l.Enter())
+                {
+                    order.Enqueue("W");
+                }
+            });
+            await WaitUntil(() => l.WritersWaiting == 1);
+            Task b = Task.Run(() =>
+            {
+                using (l.EnterRead())
+                {
+                    order.Enqueue("B");
+                }
+            });
+            await Task.Delay(100);
+            Assert.False(b.IsCompleted, "a new reader must wait while a writer is queued");
+            aGo.Set();
+            await Task.WhenAll(a, w, b).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(["A out", "W", "B"], order.ToArray());
+        }
+
+        [Fact]
+        public async Task Torture_WritersAreExclusive_ReadersNeverSeeAHalfUpdate()
+        {
+            // Writers keep two counters equal outside the lock's write side; readers check them.
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            long x = 0, y = 0, reads = 0, writes = 0, torn = 0;
+            using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
+            CancellationToken token = stop.Token;
+            Task[] tasks = new Task[6];
+            for (int t = 0; t < tasks.Length; t++)
+            {
+                bool isWriter = t < 2;
+                tasks[t] = Task.Factory.StartNew(() =>
+                {
+                    while (!token.IsCancellationRequested)
+                    {
+                        if (isWriter)
+                        {
+                            using (l.Enter())
+                            {
+                                long v = Volatile.Read(ref x) + 1;
+                                Volatile.Write(ref x, v);
+                                Thread.SpinWait(20);
+                                Volatile.Write(ref y, v);
+                                writes++;
+                            }
+                        }
+                        else
+                        {
+                            using (l.EnterRead())
+                            {
+                                if (Volatile.Read(ref x) != Volatile.Read(ref y))
+                                {
+                                    Interlocked.Increment(ref torn);
+                                }
+
+                                Interlocked.Increment(ref reads);
+                            }
+                        }
+                    }
+                }, TaskCreationOptions.LongRunning);
+            }
+
+            // Watchdog: a lost wake-up would leave a thread asleep forever.
+            await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, torn);
+            Assert.Equal(x, y);
+            Assert.Equal(writes, x);
+            Assert.True(reads > 0 && writes > 0, $"reads {reads}, writes {writes}");
+            Assert.Equal(0, l.Readers);
+            Assert.Equal(0, l.WritersWaiting);
+        }
+
+        private static async Task WaitUntil(Func<bool> condition)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (!condition())
+            {
+                Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), "timed out waiting for the condition");
+                await Task.Delay(1);
+            }
+        }
     }
 }

@@ -138,5 +138,157 @@ namespace FastEpt.Tests.Walker
             m.WriteUInt64(last << 12, 42);
             Assert.Equal(42UL, m.ReadUInt64(last << 12));
         }
+
+        [Fact]
+        public void References_CountUpAndDown_DoubleReleaseThrowsAndChangesNothing()
+        {
+            using var m = new HostMemory(8 * 4096);
+            ulong f = m.AllocateFrame();
+            Assert.Equal(0, m.ReferenceCount(f));
+            Assert.True(m.TryAddReference(f));
+            Assert.True(m.TryAddReference(f));
+            Assert.Equal(2, m.ReferenceCount(f));
+            m.ReleaseReference(f);
+            m.ReleaseReference(f);
+            Assert.Equal(0, m.ReferenceCount(f));
+            Assert.Throws<InvalidOperationException>(() => m.ReleaseReference(f));
+            Assert.Equal(0, m.ReferenceCount(f));
+            Assert.True(m.TryAddReference(f));      // still usable after the refused release
+            m.ReleaseReference(f);
+        }
+
+        [Fact]
+        public void TryAddReference_FreeOrNeverAllocatedFrame_FailsWithoutLeavingACount()
+        {
+            using var m = new HostMemory(8 * 4096);
+            ulong f = m.AllocateFrame();
+            Assert.False(m.TryAddReference(f + 1));
+            Assert.Equal(0, m.ReferenceCount(f + 1));
+            m.FreeFrame(f);
+            Assert.False(m.TryAddReference(f));
+            Assert.Equal(0, m.ReferenceCount(f));
+            Assert.Throws<ArgumentOutOfRangeException>(() => m.TryAddReference(8));
+            Assert.Throws<ArgumentOutOfRangeException>(() => m.ReleaseReference(8));
+        }
+
+        [Fact]
+        public void FreeFrame_WhileReferenced_ReuseWaitsForTheLastRelease()
+        {
+            using var m = new HostMemory(4 * 4096);
+            ulong[] all = [m.AllocateFrame(), m.AllocateFrame(), m.AllocateFrame(), m.AllocateFrame()];
+            ulong f = all[2];
+            m.Frame(f).Fill(0x5A);
+            Assert.True(m.TryAddReference(f));
+            Assert.True(m.TryAddReference(f));
+            m.FreeFrame(f);
+
+            // Freed (not allocated, no new references), but not reusable: memory is "full".
+            Assert.False(m.IsAllocated(f));
+            Assert.Equal(3, m.AllocatedFrameCount);
+            Assert.False(m.TryAddReference(f));
+            Assert.False(m.TryAllocateFrame(out _));
+            Assert.True(m.Frame(f).IndexOfAnyExcept((byte)0x5A) < 0, "a referenced frame's contents stay intact");
+            Assert.Throws<ArgumentException>(() => m.FreeFrame(f));
+
+            m.ReleaseReference(f);
+            Assert.False(m.TryAllocateFrame(out _));
+            m.ReleaseReference(f);
+            Assert.True(m.TryAllocateFrame(out ulong again));
+            Assert.Equal(f, again);
+            Assert.Equal(0, m.ReferenceCount(f));
+            Assert.True(m.Frame(f).IndexOfAnyExcept((byte)0) < 0);
+        }
+
+        [Fact]
+        public async Task References_RaceWithFreeAndReallocate_NoFrameLostOrHandedOutTwice()
+        {
+            // Referencers hammer a small pool while a recycler frees and reallocates it. A frame
+            // must never be reallocated while a reference is held (checked through a stamp the
+            // holder writes and re-reads), and at the end every frame is allocatable exactly once.
+            const int Frames = 16;
+            using var m = new HostMemory(Frames * 4096);
+            var live = new ulong[Frames];
+            for (int i = 0; i < Frames; i++)
+            {
+                live[i] = m.AllocateFrame();
+            }
+
+            long violations = 0, taken = 0;
+            using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(600));
+            CancellationToken token = stop.Token;
+            Task recycler = Task.Factory.StartNew(() =>
+            {
+                var rng = new Random(1);
+                while (!token.IsCancellationRequested)
+                {
+                    int i = rng.Next(Frames);
+                    ulong f = Volatile.Read(ref live[i]);
+                    if (f == Mfn.Invalid)
+                    {
+                        if (m.TryAllocateFrame(out ulong g))
+                        {
+                            Volatile.Write(ref live[i], g);
+                        }
+                    }
+                    else
+                    {
+                        Volatile.Write(ref live[i], Mfn.Invalid);
+                        m.FreeFrame(f);
+                    }
+                }
+            }, TaskCreationOptions.LongRunning);
+            Task[] holders = Enumerable.Range(0, 3).Select(t => Task.Factory.StartNew(() =>
+            {
+                var rng = new Random(100 + t);
+                ulong stamp = (ulong)(t + 1) << 56;
+                while (!token.IsCancellationRequested)
+                {
+                    ulong f = (ulong)rng.Next(Frames);
+                    if (!m.TryAddReference(f))
+                    {
+                        continue;
+                    }
+
+                    // Word t of the frame is this holder's: nobody else writes it except the
+                    // allocator's zeroing, which must not happen while the reference is held
+                    // (a frame is marked allocated, and so referenceable, only once zeroed).
+                    ulong hpa = (f << 12) + ((ulong)t * 8);
+                    m.WriteUInt64(hpa, ++stamp);
+                    Thread.SpinWait(200);
+                    if (m.ReadUInt64(hpa) != stamp)
+                    {
+                        Interlocked.Increment(ref violations);
+                    }
+
+                    m.ReleaseReference(f);
+                    Interlocked.Increment(ref taken);
+                }
+            }, TaskCreationOptions.LongRunning)).ToArray();
+
+            await Task.WhenAll(holders.Append(recycler)).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, violations);
+            Assert.True(taken > 0);
+            for (ulong f = 0; f < Frames; f++)
+            {
+                Assert.Equal(0, m.ReferenceCount(f));
+            }
+
+            // Free what is live, then the whole pool must come back exactly once.
+            foreach (ulong f in live)
+            {
+                if (f != Mfn.Invalid)
+                {
+                    m.FreeFrame(f);
+                }
+            }
+
+            var seen = new HashSet<ulong>();
+            while (m.TryAllocateFrame(out ulong g))
+            {
+                Assert.True(seen.Add(g), $"frame 0x{g:X} handed out twice");
+            }
+
+            Assert.Equal(Frames, seen.Count);
+        }
     }
 }
