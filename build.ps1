@@ -47,7 +47,8 @@ Verbs:
                  ends with one line 'N passed, N failed[, N skipped]'
   bench [args]   build native/ and bench/FastEpt.Bench ($Configuration) and run it;
                  with no args runs '--quick' (Perf_TranslateSuite on its quick
-                 scenarios with a short in-process job, then the goals table;
+                 scenarios and Perf_Walk2D, with a short in-process job, then
+                 the goals table;
                  under 3 minutes in all); '--full' runs every benchmark class,
                  the suite over its whole [Params] matrix, with the default job,
                  then the goals table; '--ratio' prints the goals table alone;

@@ -32,7 +32,7 @@ namespace FastEpt.Tests
         [Trait("Category", "Slow")]
         public async Task QuickStart_BuiltAndRun_PrintsOk()
         {
-            string root = FindRepositoryRoot();
+            string root = RepositoryRoot.Find();
             string snippet = ExtractQuickStart(File.ReadAllText(Path.Combine(root, "README.md")));
             string[] lines = snippet.Split('\n');
             Assert.True(lines.Length <= MaxSnippetLines, $"The README's C# block has {lines.Length} lines; at most {MaxSnippetLines} are allowed.");
@@ -56,19 +56,6 @@ namespace FastEpt.Tests
             {
                 DotnetCli.TryDeleteDirectory(workDir);
             }
-        }
-
-        private static string FindRepositoryRoot()
-        {
-            for (DirectoryInfo? dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "FastEpt.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-
-            throw new InvalidOperationException($"No folder above {AppContext.BaseDirectory} contains FastEpt.sln.");
         }
 
         private static string ExtractQuickStart(string readme)

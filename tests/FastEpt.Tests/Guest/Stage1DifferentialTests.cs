@@ -150,12 +150,26 @@ namespace FastEpt.Tests.Guest
                     Assert.All(batch.Skip(length), r => Assert.Equal(default, r));
 
                     gen.RestoreMemory();
+                    GuestTranslation[] singles = new GuestTranslation[length];
                     for (int i = 0; i < length; i++)
                     {
-                        GuestTranslation single = cpu.TranslateLinear(input[i], pfec);
-                        if (single != batch[i])
+                        singles[i] = cpu.TranslateLinear(input[i], pfec);
+                        if (singles[i] != batch[i])
                         {
-                            Assert.Fail($"gla 0x{input[i]:X} (#{i} of {length}): batch {batch[i]} vs single {single}");
+                            Assert.Fail($"gla 0x{input[i]:X} (#{i} of {length}): batch {batch[i]} vs single {singles[i]}");
+                        }
+                    }
+
+                    Assert.Equal(gen.SnapshotMemory(), afterBatch);
+
+                    // Again, now that the walks have set their A/D flags: the batch's clean
+                    // level-by-level path answers most addresses this time, and must agree too.
+                    Assert.Equal(length, cpu.TranslateLinearBatch(input, pfec, batch));
+                    for (int i = 0; i < length; i++)
+                    {
+                        if (singles[i] != batch[i])
+                        {
+                            Assert.Fail($"second pass, gla 0x{input[i]:X} (#{i} of {length}): batch {batch[i]} vs single {singles[i]}");
                         }
                     }
 
