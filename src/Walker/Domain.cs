@@ -30,9 +30,9 @@ namespace FastEpt
         private readonly DomainOptions _options;
         private readonly Vcpu[] _vcpus;
         private readonly Channel<MemAccessEvent> _events;
-        private readonly Lock _frameLock = new();        // leaf lock: the domain's own frames
+        private readonly OrderedLock _frameLock = new(OrderedLock.DomainFramesRank, "domain frames");
         private readonly List<ulong> _ownedFrames = new();
-        private readonly Lock _mmioLock = new();         // leaf lock: MMIO registrations (writers only)
+        private readonly OrderedLock _mmioLock = new(OrderedLock.MmioRegistryRank, "MMIO registry");   // writers only
         private MmioRange[] _mmio = [];
         private long _nextEventId;
         private long _lostNotifications;
@@ -201,7 +201,7 @@ namespace FastEpt
             }
 
             ThrowIfDisposed();
-            lock (_mmioLock)
+            using (_mmioLock.Enter())
             {
                 foreach (MmioRange r in _mmio)
                 {
@@ -282,7 +282,7 @@ namespace FastEpt
                 if (now.Type == P2mType.RamShared && now.Mfn == h.Mfn)
                 {
                     HostP2m.SetEntryHeld(gfn, copy, PageOrder.Size4K, P2mType.RamRw, now.Access, SuppressVe.Inherit);
-                    lock (_frameLock)
+                    using (_frameLock.Enter())
                     {
                         _ownedFrames.Add(copy);
                     }
@@ -348,7 +348,7 @@ namespace FastEpt
 
             Altp2m.DisposeViews();
             HostP2m.Dispose();
-            lock (_frameLock)
+            using (_frameLock.Enter())
             {
                 if (!_memory.IsDisposed)
                 {

@@ -34,7 +34,7 @@ namespace FastEpt
         private readonly NativeRegion _region;
         private readonly ulong[] _allocated;       // one bit per frame
         private readonly int[]?[] _refs;           // per-frame reference words, in lazily created chunks
-        private readonly Lock _lock = new();
+        private readonly OrderedLock _lock = new(OrderedLock.PageAllocRank, "host memory allocator");
         private ulong[] _freeStack = new ulong[64];
         private int _freeCount;
         private ulong _next;                       // frames below this were handed out at least once
@@ -105,7 +105,7 @@ namespace FastEpt
         public bool TryAllocateFrame(out ulong mfn)
         {
             byte* b = Base;
-            lock (_lock)
+            using (_lock.Enter())
             {
                 if (_freeCount > 0)
                 {
@@ -149,7 +149,7 @@ namespace FastEpt
 
             _ = Base;
             ulong first;
-            lock (_lock)
+            using (_lock.Enter())
             {
                 if ((ulong)count > (ulong)FrameCount - _next)
                 {
@@ -194,7 +194,7 @@ namespace FastEpt
             _ = Base;
             CheckMfn(mfn);
             ref int word = ref RefWord(mfn);
-            lock (_lock)
+            using (_lock.Enter())
             {
                 ulong bit = 1UL << (int)(mfn & 63);
                 if ((Volatile.Read(ref _allocated[mfn >> 6]) & bit) == 0)
@@ -275,7 +275,7 @@ namespace FastEpt
 
             if (now == FreePending && Interlocked.CompareExchange(ref word, 0, FreePending) == FreePending)
             {
-                lock (_lock)
+                using (_lock.Enter())
                 {
                     if (_base != null)
                     {
@@ -366,7 +366,7 @@ namespace FastEpt
         /// <summary>Releases the native range. Any P2m over it must be disposed first.</summary>
         public void Dispose()
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 _base = null;
             }

@@ -18,12 +18,13 @@ namespace FastEpt
         // Every p2m ever created and still alive, for all-context invalidation. Weak: a p2m
         // nobody references can have no TLB that looks up through it.
         private static readonly List<WeakReference<P2m>> s_live = new();
+        private static readonly OrderedLock s_liveLock = new(OrderedLock.TlbRegistryRank, "software TLB registry");
         private static int s_pruneAt = 64;
 
         // Called by the constructor.
         private static void RegisterForTlbInvalidation(P2m p2m)
         {
-            lock (s_live)
+            using (s_liveLock.Enter())
             {
                 if (s_live.Count >= s_pruneAt)
                 {
@@ -41,7 +42,7 @@ namespace FastEpt
         /// </summary>
         internal static void InvalidateAllTlbs()
         {
-            lock (s_live)
+            using (s_liveLock.Enter())
             {
                 foreach (WeakReference<P2m> w in s_live)
                 {

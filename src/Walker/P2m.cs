@@ -23,7 +23,7 @@ namespace FastEpt
     /// frames are returned to host memory only once no reader can still be inside it
     /// (epoch-based reclamation, see <c>Internal/Epoch.cs</c>).</para>
     /// <para><b>Lock order.</b> p2m writer lock (rank 16), then the PoD cache lock (48), then
-    /// host memory's allocator lock (unranked leaf). No lock is held while guest memory is
+    /// host memory's allocator lock (56). No lock is held while guest memory is
     /// translated or copied on a reader's behalf.</para>
     /// </remarks>
     public sealed unsafe partial class P2m : IDisposable

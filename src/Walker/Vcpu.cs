@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using FastEpt.Internal;
+
 namespace FastEpt
 {
     /// <summary>Guest paging mode of a <see cref="Vcpu"/>.</summary>
@@ -29,7 +31,7 @@ namespace FastEpt
     {
         private readonly Domain _domain;
         private readonly ManualResetEventSlim _running = new(true);
-        private readonly Lock _pauseLock = new();
+        private readonly OrderedLock _pauseLock = new(OrderedLock.VcpuPauseRank, "vCPU pause");
         private volatile int _view;
         private long _veInfoGfn = unchecked((long)Mfn.Invalid);
         private long _pausedOn;          // id of the synchronous event this vCPU waits for; 0 = running
@@ -117,7 +119,7 @@ namespace FastEpt
         // across anything else), so a racing unpause cannot leave the handle reset.
         internal bool TryPause(long eventId)
         {
-            lock (_pauseLock)
+            using (_pauseLock.Enter())
             {
                 if (_pausedOn != 0)
                 {
@@ -132,7 +134,7 @@ namespace FastEpt
 
         internal bool TryUnpause(long eventId)
         {
-            lock (_pauseLock)
+            using (_pauseLock.Enter())
             {
                 if (_pausedOn != eventId || eventId == 0)
                 {

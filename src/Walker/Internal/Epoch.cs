@@ -28,7 +28,7 @@ namespace FastEpt.Internal
     {
         private static long s_global = 1;
         private static ReaderSlot[] s_slots = [];
-        private static readonly Lock s_registryLock = new();
+        private static readonly OrderedLock s_registryLock = new(OrderedLock.EpochRegistryRank, "epoch registry");
 
         // The slot itself, for the hot path (one thread-static load, no dereference of the
         // owner); t_owner only exists so the slot is given back when the thread dies.
@@ -92,7 +92,7 @@ namespace FastEpt.Internal
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static ReaderSlot Register()
         {
-            lock (s_registryLock)
+            using (s_registryLock.Enter())
             {
                 ReaderSlot? slot = null;
                 foreach (ReaderSlot s in s_slots)
@@ -122,7 +122,7 @@ namespace FastEpt.Internal
 
         private static void Unregister(ReaderSlot slot)
         {
-            lock (s_registryLock)
+            using (s_registryLock.Enter())
             {
                 Volatile.Write(ref slot.Value, 0);
                 slot.InUse = false;

@@ -10,9 +10,11 @@ namespace FastEpt.Internal
     /// </summary>
     /// <remarks>
     /// <para>Ranks follow Xen's mm-locks order (SPEC.md 3.1): host p2m 16 &lt; altp2m list 32 &lt;
-    /// altp2m view 40 &lt; PoD 48. HostMemory's allocator lock is a leaf below all of them and
-    /// is not ranked. No ranked lock is held across a call that translates or copies guest memory
-    /// (SPEC.md 5.4): <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
+    /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). FastEpt's own
+    /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
+    /// vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
+    /// these. No lock is held across a call that translates or copies guest memory (SPEC.md 5.4):
+    /// <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
     /// <para>Writer preference is deliberate: it is the lock shape that turned Xen's recursive
     /// read acquisition in get_page_from_gva into a deadlock (a new reader waits while a writer is
     /// queued, and the writer waits for the first reader). Lock-free readers (GetEntry, Translate,
@@ -25,6 +27,12 @@ namespace FastEpt.Internal
         public const int AltP2mListRank = 32;
         public const int AltP2mViewRank = 40;
         public const int PodRank = 48;
+        public const int MmioRegistryRank = 50;
+        public const int DomainFramesRank = 52;
+        public const int PageAllocRank = 56;       // HostMemory's allocator (Xen's page_alloc)
+        public const int VcpuPauseRank = 60;
+        public const int TlbRegistryRank = 62;
+        public const int EpochRegistryRank = 64;
 
         private const int WriterHeld = 1 << 30;     // _state when a writer owns the lock; else the reader count
         private const int SpinsBeforeSleep = 32;
