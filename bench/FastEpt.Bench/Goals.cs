@@ -24,8 +24,10 @@ namespace FastEpt.Bench
     /// </summary>
     /// <remarks>
     /// A third interleaved group times the 2D walks of <see cref="Perf_Walk2D"/> (random GLAs
-    /// over 4K and 2M guest pages, 4K EPT pages) against the 1D walk of the same final GPAs; its
-    /// rows are informational: the issue sets them no target.
+    /// over 4K and 2M guest pages, 4K EPT pages) against the 1D walk of the same final GPAs, and a
+    /// fourth the emulated 8-byte accesses of <see cref="Perf_Emulation"/> (MMIO and RAM, within a
+    /// page and crossing one) against <see cref="Vcpu.TranslateLinear"/> of the same RAM
+    /// addresses; their rows are informational: the issue sets them no target.
     /// </remarks>
     internal static class Goals
     {
@@ -37,11 +39,18 @@ namespace FastEpt.Bench
 
         private static readonly string[] Walk2DMethods = ["Walk1D_Scalar", "Walk2D_Scalar", "Walk2D_Batch"];
 
+        private static readonly string[] EmulationMethods =
+        [
+            "TranslateLinear8", "Ram8_Read", "Ram8_Write", "Ram8_Read_Crossing",
+            "Mmio8_Read", "Mmio8_Write", "Mmio8_Read_Crossing", "Mmio8_Write_Crossing",
+        ];
+
         /// <summary>Measures, prints and writes the goals table; returns 0 (missed goals are results, not errors).</summary>
         /// <param name="summary">The run's <see cref="Perf_TranslateSuite"/> summary, for the BDN column; null when none ran.</param>
         /// <param name="walk2DSummary">The run's <see cref="Perf_Walk2D"/> summary, likewise.</param>
+        /// <param name="emulationSummary">The run's <see cref="Perf_Emulation"/> summary, likewise.</param>
         /// <param name="outDir">Where goals.md and goals.json go; null writes nothing.</param>
-        public static int Run(Summary? summary, Summary? walk2DSummary, string? outDir)
+        public static int Run(Summary? summary, Summary? walk2DSummary, Summary? emulationSummary, string? outDir)
         {
             Console.WriteLine();
             Console.WriteLine("==> Goals: interleaved timing of the compared methods (random 4K GPAs, read)");
@@ -78,6 +87,16 @@ namespace FastEpt.Bench
                 + $"{walk2D.Guest.Regions4K} in 4K guest pages and {walk2D.Guest.Regions2M} in 2M ones";
             walk2D.Cleanup();
 
+            // The emulated accesses: a group of their own, over their own guest.
+            var emulation = new Perf_Emulation();
+            emulation.Setup();
+            Stopwatch emulationWatch = Stopwatch.StartNew();
+            Dictionary<string, double> emulationMedians = Interleave(EmulationMethods.Select(m => (m, Body(emulation, m))).ToList(), Perf_Emulation.Ops, ref sink);
+            emulationWatch.Stop();
+            emulation.ThrowIfAnyFailed();
+            emulation.Cleanup();
+            string emulationGuest = $"{EmulationGuest.RegionPages} RAM and {EmulationGuest.MmioPages} MMIO pages (a byte-array device) in 4K guest pages over 4K EPT pages";
+
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
             timings.AppendLine();
@@ -101,16 +120,29 @@ namespace FastEpt.Bench
                 timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / walk2DMedians["Walk1D_Scalar"]:F2} |");
             }
 
+            timings.AppendLine();
+            timings.AppendLine(CultureInfo.InvariantCulture, $"Emulated 8-byte accesses, each access + Complete() ({emulationGuest}): medians over {Rounds} rounds of {CallsPerRound} x {Perf_Emulation.Ops} accesses per method, interleaved ({emulationWatch.Elapsed.TotalSeconds:F1} s):");
+            timings.AppendLine();
+            timings.AppendLine("| Method | ns/access | M accesses/s | time vs TranslateLinear8 |");
+            timings.AppendLine("| --- | ---: | ---: | ---: |");
+            foreach (string m in EmulationMethods)
+            {
+                double ns = emulationMedians[m];
+                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / emulationMedians["TranslateLinear8"]:F2} |");
+            }
+
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
             Func<Footprint, string, double?>? bdn = summary is null ? null : BdnMedians(summary);
             List<GoalRow> rows = Evaluate((f, m) => medians.TryGetValue((f, m), out double v) ? v : null, bdn);
-            Func<string, double?>? bdn2D = walk2DSummary is null ? null : BdnMedians2D(walk2DSummary);
+            Func<string, double?>? bdn2D = walk2DSummary is null ? null : BdnMediansOf(walk2DSummary, typeof(Perf_Walk2D));
             rows.AddRange(EvaluateWalk2D(m => walk2DMedians.TryGetValue(m, out double v) ? v : null, bdn2D));
-            string table = FormatTable(rows, bdn is not null || bdn2D is not null);
+            Func<string, double?>? bdnEmulation = emulationSummary is null ? null : BdnMediansOf(emulationSummary, typeof(Perf_Emulation));
+            rows.AddRange(EvaluateEmulation(m => emulationMedians.TryGetValue(m, out double v) ? v : null, bdnEmulation));
+            string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null);
             Console.WriteLine();
             Console.WriteLine(table);
-            string notes = Notes(medians, dram.TlbPages, walk2DGuest);
+            string notes = Notes(medians, dram.TlbPages, walk2DGuest, emulationGuest);
             Console.WriteLine(notes);
 
             if (outDir is not null)
@@ -131,6 +163,12 @@ namespace FastEpt.Bench
                         guest = walk2DGuest,
                         addressesPerSample = CallsPerRound * Perf_Walk2D.Ops,
                         nsPerWalk = Walk2DMethods.Select(m => new { method = m, ns = walk2DMedians[m] }),
+                    },
+                    emulation = new
+                    {
+                        guest = emulationGuest,
+                        accessesPerSample = CallsPerRound * Perf_Emulation.Ops,
+                        nsPerAccess = EmulationMethods.Select(m => new { method = m, ns = emulationMedians[m] }),
                     },
                     goals = rows.Select(r => new { goal = r.Name, measured = r.Measured, bdn = r.Bdn, target = r.Target, atLeast = r.AtLeast, met = r.Met, detail = r.Detail }),
                 };
@@ -169,6 +207,19 @@ namespace FastEpt.Bench
             "Walk1D_Scalar" => w.Walk1D_Scalar,
             "Walk2D_Scalar" => w.Walk2D_Scalar,
             "Walk2D_Batch" => w.Walk2D_Batch,
+            _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
+        };
+
+        private static Func<ulong> Body(Perf_Emulation e, string method) => method switch
+        {
+            "TranslateLinear8" => e.TranslateLinear8,
+            "Ram8_Read" => e.Ram8_Read,
+            "Ram8_Write" => e.Ram8_Write,
+            "Ram8_Read_Crossing" => e.Ram8_Read_Crossing,
+            "Mmio8_Read" => e.Mmio8_Read,
+            "Mmio8_Write" => e.Mmio8_Write,
+            "Mmio8_Read_Crossing" => e.Mmio8_Read_Crossing,
+            "Mmio8_Write_Crossing" => e.Mmio8_Write_Crossing,
             _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
         };
 
@@ -231,13 +282,14 @@ namespace FastEpt.Bench
             return (f, m) => map.TryGetValue((f, m), out double v) ? v : null;
         }
 
-        // ns per walk from a Perf_Walk2D summary; null where the run did not measure that method.
-        private static Func<string, double?> BdnMedians2D(Summary summary)
+        // ns per operation (walk, access) of the methods of `type` (a class without [Params]) from
+        // its summary; null where the run did not measure that method.
+        private static Func<string, double?> BdnMediansOf(Summary summary, Type type)
         {
             var map = new Dictionary<string, double>();
             foreach (BenchmarkReport report in summary.Reports)
             {
-                if (report.ResultStatistics is not null && report.BenchmarkCase.Descriptor.Type == typeof(Perf_Walk2D))
+                if (report.ResultStatistics is not null && report.BenchmarkCase.Descriptor.Type == type)
                 {
                     map[report.BenchmarkCase.Descriptor.WorkloadMethod.Name] = report.ResultStatistics.Median;
                 }
@@ -293,16 +345,34 @@ namespace FastEpt.Bench
         // The 2D-walk rows, informational (no target): time ratios, ns per walk over ns per walk.
         private static List<GoalRow> EvaluateWalk2D(Func<string, double?> ns, Func<string, double?>? bdn)
         {
-            static double? TimeRatio(Func<string, double?> f, string a, string b) => f(a) is double ta && f(b) is double tb ? ta / tb : null;
-            string Ns(string m) => ns(m) is double v ? v.ToString("F2", CultureInfo.InvariantCulture) + " ns" : "n/a";
-            GoalRow Row(string name, string a, string b)
-                => new(name, TimeRatio(ns, a, b), bdn is null ? null : TimeRatio(bdn, a, b), null, false, $"{a} {Ns(a)}, {b} {Ns(b)}");
+            GoalRow Row(string name, string a, string b) => InfoRow(ns, bdn, name, a, b);
 
             return
             [
                 Row("2D walk, random GLAs (4K+2M guest pages, 4K EPT): TranslateLinear / 1D scalar Translate, time per walk", "Walk2D_Scalar", "Walk1D_Scalar"),
                 Row("2D walk, random GLAs: TranslateLinearBatch / TranslateLinear, time per walk", "Walk2D_Batch", "Walk2D_Scalar"),
             ];
+        }
+
+        // The emulation rows, informational (no target): time ratios, ns per access over ns per access.
+        private static List<GoalRow> EvaluateEmulation(Func<string, double?> ns, Func<string, double?>? bdn)
+        {
+            GoalRow Row(string name, string a, string b) => InfoRow(ns, bdn, name, a, b);
+
+            return
+            [
+                Row("Emulated 8-byte read (HvmEmulation, 4K guest and EPT pages): MMIO / RAM, time per access", "Mmio8_Read", "Ram8_Read"),
+                Row("Emulated 8-byte MMIO read: crossing a page (4+4 bytes) / within one page, time per access", "Mmio8_Read_Crossing", "Mmio8_Read"),
+                Row("Emulated 8-byte RAM read: HvmEmulation.LinearRead + Complete / Vcpu.TranslateLinear, time per access", "Ram8_Read", "TranslateLinear8"),
+            ];
+        }
+
+        // An informational row (Target null): time(a) / time(b), from `ns` and from BDN's.
+        private static GoalRow InfoRow(Func<string, double?> ns, Func<string, double?>? bdn, string name, string a, string b)
+        {
+            static double? TimeRatio(Func<string, double?> f, string a, string b) => f(a) is double ta && f(b) is double tb ? ta / tb : null;
+            string Ns(string m) => ns(m) is double v ? v.ToString("F2", CultureInfo.InvariantCulture) + " ns" : "n/a";
+            return new(name, TimeRatio(ns, a, b), bdn is null ? null : TimeRatio(bdn, a, b), null, false, $"{a} {Ns(a)}, {b} {Ns(b)}");
         }
 
         private static string FormatTable(List<GoalRow> rows, bool withBdn)
@@ -326,7 +396,7 @@ namespace FastEpt.Bench
         }
 
         // What limits the numbers: where the tables are served from, and the MLP the floor shows.
-        private static string Notes(Dictionary<(Footprint, string), double> ns, int tlbPages, string walk2DGuest)
+        private static string Notes(Dictionary<(Footprint, string), double> ns, int tlbPages, string walk2DGuest, string emulationGuest)
         {
             double chase = ns[(Footprint.Dram, "DependentChase")];
             double floor = ns[(Footprint.Dram, "IndependentLoads")];
@@ -338,6 +408,9 @@ namespace FastEpt.Bench
                 + $"TlbHit over {tlbPages} page(s); {Environment.ProcessorCount} logical CPUs.");
             sb.AppendLine($"2D walks ({walk2DGuest}): a walk of a 4K guest page reads 4 guest entries, each through an EPT walk, then walks the final GPA "
                 + "(5 EPT walks); a 2M guest page takes 4. The 2D rows (Target -, Met info) have no target.");
+            sb.AppendLine($"Emulated accesses ({emulationGuest}): each is one instruction, LinearRead or LinearWrite of 8 bytes then Complete(); every page "
+                + "of an access is translated by GetPageFromGva (a 2D walk under the p2m read lock) and a RAM page referenced while it is copied; a crossing "
+                + "access translates two pages. TranslateLinear8 walks the RAM reads' addresses. The emulation rows (Target -, Met info) have no target.");
             return sb.ToString();
         }
     }

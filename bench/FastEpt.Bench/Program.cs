@@ -22,9 +22,12 @@ namespace FastEpt.Bench
     /// <list type="bullet">
     /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_TranslateSuite"/> on its
     /// quick scenarios (both footprints, 4K pages, random GPAs) and <see cref="Perf_Walk2D"/> with a
-    /// short in-process job, then the goals table (<see cref="Goals"/>). A few minutes at most on 2 cores.</item>
-    /// <item><c>--full</c>: every benchmark class, <see cref="Perf_TranslateSuite"/> over its whole
-    /// [Params] matrix, with BenchmarkDotNet's default job, then the goals table.</item>
+    /// short in-process job, then the goals table (<see cref="Goals"/>, whose interleaved groups
+    /// include <see cref="Perf_Walk2D"/>'s and <see cref="Perf_Emulation"/>'s methods). A few minutes at
+    /// most on 2 cores.</item>
+    /// <item><c>--full</c>: every benchmark class (<see cref="Perf_Emulation"/> included),
+    /// <see cref="Perf_TranslateSuite"/> over its whole [Params] matrix, with BenchmarkDotNet's
+    /// default job, then the goals table.</item>
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
     /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...), with the same exporters.</item>
@@ -51,7 +54,7 @@ namespace FastEpt.Bench
             {
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
-                    return Goals.Run(null, null, Path.Combine(resultsRoot, "ratio"));
+                    return Goals.Run(null, null, null, Path.Combine(resultsRoot, "ratio"));
                 }
 
                 bool quick = args.Length == 0 || args.Contains(QuickFlag);
@@ -68,6 +71,8 @@ namespace FastEpt.Bench
                 IConfig config = WithExports(quick ? CreateQuickConfig() : DefaultConfig.Instance, resultsRoot);
                 if (quick)
                 {
+                    // Perf_Emulation's eight cases would add about 25 s here; its interleaved
+                    // group in the goals table (a few seconds) still runs.
                     Perf_TranslateSuite.QuickScenarios = true;
                     AddDefaultFilter(switcherArgs, $"*{nameof(Perf_TranslateSuite)}*", $"*{nameof(Perf_Walk2D)}*");
                 }
@@ -94,7 +99,8 @@ namespace FastEpt.Bench
                 {
                     Summary? suite = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_TranslateSuite)));
                     Summary? walk2D = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Walk2D)));
-                    Goals.Run(suite, walk2D, outDir);
+                    Summary? emulation = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Emulation)));
+                    Goals.Run(suite, walk2D, emulation, outDir);
                 }
 
                 return failed ? 1 : 0;
