@@ -276,6 +276,7 @@ namespace FastEpt
                 case P2mType.RamRo or P2mType.GrantMapRo or P2mType.IoreqServer or P2mType.MmioDirect when write:
                     return FaultOutcome.Mmio;          // emulated: discarded, forwarded or device write
                 case P2mType.RamLogDirty when write:
+                    MarkDirty(gfn);
                     using (HostP2m.P2mLock.Enter())
                     {
                         // The page becomes RamRw in the host; propagation carries it into the views.

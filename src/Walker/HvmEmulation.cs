@@ -402,6 +402,13 @@ namespace FastEpt
                         return Raise(13, 0, gla);
 
                     case GuestPageStatus.EptMisconfig:
+                        // A lazily recalculated path (log-dirty, type changes): resolve it and look again.
+                        if (page.Translation.Gpa < _domain.HostP2m.GpaLimit
+                            && _domain.HandleEptMisconfig(_vcpu, page.Translation.Gpa) == FaultOutcome.Retry)
+                        {
+                            continue;
+                        }
+
                         return Fail($"EPT misconfiguration at GPA 0x{page.Translation.Gpa:X} translating 0x{gla:X}.");
                 }
 

@@ -64,10 +64,12 @@ namespace FastEpt
 
             ulong table = _rootMfn;
             int level = _levels;
+            ulong recalc = 0;       // a recalc mark on any entry of the path (Xen's get_entry); only marks this p2m made count
             while (true)
             {
                 ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
                 int order = EptEntry.TableOrder * (level - 1);
+                recalc |= pte;
                 if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                 {
                     ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
@@ -81,7 +83,8 @@ namespace FastEpt
                     continue;
                 }
 
-                return DecodeLeaf(pte, gfn, level);
+                P2mEntry e = DecodeLeaf(pte, gfn, level);
+                return (recalc & EptEntry.RecalcBit) == 0 || !e.IsMapped || !_marked ? e : e.WithType(RecalcType(true, e.Type, gfn));
             }
         }
 

@@ -190,6 +190,11 @@ namespace FastEpt
         private void SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
         {
             Debug.Assert(_lock.IsHeldByCurrentThread);
+            if (_marked)
+            {
+                ResolveLocked(gfn);     // Xen's ept_set_entry: no recalc mark left above the new entry
+            }
+
             byte* b = _memory.Base;
             int target = order / EptEntry.TableOrder + 1;
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);

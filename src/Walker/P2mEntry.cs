@@ -22,6 +22,8 @@ namespace FastEpt
 
         internal static P2mEntry Hole(int order) => new(FastEpt.Mfn.Invalid, P2mType.MmioDm, P2mAccess.N, true, false, order);
 
+        internal P2mEntry WithType(P2mType type) => new(Mfn, type, Access, SuppressVe, IsMapped, Order);
+
         /// <summary>This GFN's own frame (a superpage's base plus the GFN's offset in it), or <see cref="Mfn.Invalid"/>.</summary>
         public ulong Mfn { get; }
 

@@ -36,6 +36,7 @@ namespace FastEpt
         private long _veInfoGfn = unchecked((long)Mfn.Invalid);
         private long _pausedOn;          // id of the synchronous event this vCPU waits for; 0 = running
         private int _pendingVector = -1;
+        private int _spuriousMisconfig;
 
         internal Vcpu(Domain domain, int id)
         {
@@ -131,6 +132,11 @@ namespace FastEpt
                 return true;
             }
         }
+
+        // Xen's ept_spurious_misconfig: another vCPU fixed a marked path since this one last asked.
+        internal void NoteSpuriousMisconfig() => Volatile.Write(ref _spuriousMisconfig, 1);
+
+        internal bool TakeSpuriousMisconfig() => Interlocked.Exchange(ref _spuriousMisconfig, 0) != 0;
 
         internal bool TryUnpause(long eventId)
         {

@@ -12,6 +12,7 @@ namespace FastEpt.Internal
     /// <para>Ranks follow Xen's mm-locks order (SPEC.md 3.1): host p2m 16 &lt; altp2m list 32 &lt;
     /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
+    /// dirty log 54,
     /// vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
     /// these. No lock is held across a call that translates or copies guest memory (SPEC.md 5.4):
     /// <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
@@ -29,6 +30,7 @@ namespace FastEpt.Internal
         public const int PodRank = 48;
         public const int MmioRegistryRank = 50;
         public const int DomainFramesRank = 52;
+        public const int DirtyLogRank = 54;
         public const int PageAllocRank = 56;       // HostMemory's allocator (Xen's page_alloc)
         public const int VcpuPauseRank = 60;
         public const int TlbRegistryRank = 62;
