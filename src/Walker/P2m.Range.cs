@@ -131,6 +131,12 @@ namespace FastEpt
         // Eager change of the entry at `gfn` (or the part of it up to `last`); returns the next GFN.
         private ulong ChangeOne(ulong gfn, ulong last, P2mType from, P2mType to)
         {
+            if (_marked)
+            {
+                // Settle a lazily changed path first: a marked superpage may hold two types.
+                ResolveLocked(gfn);
+            }
+
             P2mEntry e = GetEntry(gfn);
             ulong size = 1UL << e.Order;
             ulong baseGfn = gfn & ~(size - 1);
