@@ -229,17 +229,27 @@ namespace FastEpt.Tests.Walker
             throw new InvalidOperationException("the write never succeeded");
         }
 
-        public static TheoryData<string> RangeOperations() => new() { "eager", "lazy", "relinquish" };
+        public static TheoryData<string, bool> RangeOperations()
+        {
+            TheoryData<string, bool> data = new();
+            foreach (string op in new[] { "eager", "lazy", "relinquish" })
+            {
+                data.Add(op, true);       // 2M pages at 0x000 and 0x400, 4K pages elsewhere
+                data.Add(op, false);      // 4K pages only
+            }
+
+            return data;
+        }
 
         [Theory]
         [MemberData(nameof(RangeOperations))]
-        public void RangeOperation_InterruptedAtEveryStep_ConsistentThenSameAsUninterrupted(string op)
+        public void RangeOperation_InterruptedAtEveryStep_ConsistentThenSameAsUninterrupted(string op, bool superpages)
         {
             // The range starts inside the 2M page at 0x400 and ends among 4K pages.
             const ulong First = 0x4F0, Last = 0x710;
             var o = Preemption.Never;
             (ulong, P2mType, P2mAccess)[] initial, final;
-            using (var reference = new Guest(superpages: true))
+            using (var reference = new Guest(superpages))
             {
                 initial = reference.Snapshot();
                 Assert.Equal(Progress.Done, Run(reference, op, ref o));
@@ -264,7 +274,7 @@ namespace FastEpt.Tests.Walker
             Assert.True(steps > 3, $"{op}: only {steps} preemption points");
             for (int k = 0; k <= steps; k++)
             {
-                using var g = new Guest(superpages: true);
+                using var g = new Guest(superpages);
                 var p = Preemption.After(k);
                 Progress first = Run(g, op, ref p);
                 Assert.Equal(k < steps ? Progress.Restart : Progress.Done, first);
