@@ -195,30 +195,7 @@ namespace FastEpt
                 {
                     // A superpage larger than the block: split it one level (children keep its
                     // marks) and go on down; the pieces outside the range keep their type.
-                    List<ulong> built = new();
-                    ulong top;
-                    try
-                    {
-                        top = BuildSplit(b, e, level, level - 1, built);
-                    }
-                    catch (InsufficientMemoryException)
-                    {
-                        FreeAll(built);
-                        throw;
-                    }
-
-                    if (Interlocked.CompareExchange(ref *slot, top, e) != e)
-                    {
-                        FreeAll(built);
-                        continue;
-                    }
-
-                    foreach (ulong f in built)
-                    {
-                        _tables.Add(f);
-                    }
-
-                    BumpTlbGeneration();
+                    SplitOneLevel(b, slot, e, level);
                     continue;
                 }
 

@@ -198,33 +198,46 @@ namespace FastEpt
                     return true;
                 }
 
-                List<ulong> built = new();
-                ulong top;
-                try
+                if (!SplitOneLevel(b, slot, e, level))
                 {
-                    top = BuildSplit(b, e, level, level - 1, built);    // children inherit the mark
-                }
-                catch (InsufficientMemoryException)
-                {
-                    FreeAll(built);
-                    throw;
-                }
-
-                if (Interlocked.CompareExchange(ref *slot, top, e) != e)
-                {
-                    FreeAll(built);
                     continue;       // A/D set meanwhile: look again
                 }
 
-                foreach (ulong f in built)
-                {
-                    _tables.Add(f);
-                }
-
-                BumpTlbGeneration();
                 changed = true;
                 // Continue the walk in the new table (its pointer carries no mark).
             }
+        }
+
+        // Replaces the superpage `e` in `slot` by a table of its 512 children (which keep its
+        // fields, marks included), published with one compare-exchange. False when the slot
+        // changed meanwhile (the walker set A/D): nothing was published.
+        private bool SplitOneLevel(byte* b, ulong* slot, ulong e, int level)
+        {
+            List<ulong> built = new();
+            ulong top;
+            try
+            {
+                top = BuildSplit(b, e, level, level - 1, built);
+            }
+            catch (InsufficientMemoryException)
+            {
+                FreeAll(built);
+                throw;
+            }
+
+            if (Interlocked.CompareExchange(ref *slot, top, e) != e)
+            {
+                FreeAll(built);
+                return false;
+            }
+
+            foreach (ulong f in built)
+            {
+                _tables.Add(f);
+            }
+
+            BumpTlbGeneration();
+            return true;
         }
 
         // Rebuilds a marked leaf of `order` at `first` with its recalculated type and a decided
