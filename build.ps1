@@ -167,6 +167,12 @@ function Get-TrxCounter([xml]$Trx, [string]$Name) {
 
 function Invoke-Test {
     Assert-Prerequisites
+    # The CLI's end-to-end test records a real trace with valgrind on Linux (build.sh installs it
+    # there); on Windows it replays the committed sample trace instead.
+    if ($IsLinux -and -not (Test-Command 'valgrind')) {
+        Write-Host "build.ps1: valgrind is missing; install it (apt-get install valgrind)"
+        exit 1
+    }
     Assert-GeneratedBindings
     Invoke-NativeBuild
     Invoke-NativeTest

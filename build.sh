@@ -235,6 +235,10 @@ report_trx() {
 
 run_tests() {
     ensure_prerequisites
+    # The CLI's end-to-end test records a real memory trace with valgrind's lackey.
+    if ! command -v valgrind >/dev/null 2>&1; then
+        ensure_apt_packages valgrind
+    fi
     check_generated_bindings
     build_native
     test_native
