@@ -102,6 +102,11 @@ namespace FastEpt
             }
 
             Epoch.Exit(slot, previous);
+            if (FastEptMetrics.WalksEnabled)
+            {
+                FastEptMetrics.CountWalks(results);     // once per batch, only while observed
+            }
+
             return gpas.Length;
         }
 

@@ -254,6 +254,7 @@ namespace FastEpt
                         BumpTlbGeneration();
                     }
 
+                    FastEptMetrics.CountWrite(0);
                     Interlocked.Add(ref _podEntryCount, newPod - oldPod);
                     if (replacesTable)
                     {
@@ -310,6 +311,8 @@ namespace FastEpt
                 {
                     _tables.Add(f);
                 }
+
+                FastEptMetrics.CountWrite(isLeaf ? built.Count : 0);   // each table a split built replaced one superpage
 
                 // A split replaces only this GFN range's share of a PoD superpage.
                 long oldPodShare = isLeaf && TypeOf(old) == P2mType.PopulateOnDemand ? 1L << order : 0;

@@ -36,6 +36,11 @@ namespace FastEpt
             long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
             EptTranslation t = Walk(b, gpa, (uint)access);
             Epoch.Exit(slot, previous);
+            if (FastEptMetrics.WalksEnabled)
+            {
+                FastEptMetrics.CountWalk(t.Status);     // only while a listener observes the meter
+            }
+
             return t;
         }
 

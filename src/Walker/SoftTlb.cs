@@ -79,8 +79,9 @@ namespace FastEpt
         private ulong _epoch = 1;
         private long _generation;       // p2m generation + global generation when last emptied
         private int _used;              // 4 KiB slots filled since the last flush
-        private long _hits;
-        private long _misses;
+        private readonly FastEptMetrics.TlbCounters _counts;  // lifetime hits/misses, summed by the FastEpt meter
+        private long _hitsBase;         // _counts at the last ResetCounters (or at construction)
+        private long _missesBase;
         private long _flushes;
         private long _resizes;
 
@@ -125,6 +126,9 @@ namespace FastEpt
             _maxCapacity = maxCapacity;
             AllocateEntries(capacity);
             _generation = CurrentGeneration();
+            _counts = FastEptMetrics.RegisterTlb(this);
+            _hitsBase = _counts.Hits;
+            _missesBase = _counts.Misses;
         }
 
         /// <summary>The p2m whose translations this TLB caches.</summary>
@@ -140,10 +144,10 @@ namespace FastEpt
         public int MaxCapacity => _maxCapacity;
 
         /// <summary>Lookups answered from the cache (4 KiB or superpage entries) since the last <see cref="ResetCounters"/>.</summary>
-        public long Hits => _hits;
+        public long Hits => _counts.Hits - _hitsBase;
 
         /// <summary>Lookups that walked the p2m since the last <see cref="ResetCounters"/>.</summary>
-        public long Misses => _misses;
+        public long Misses => _counts.Misses - _missesBase;
 
         /// <summary>Times the TLB was emptied (by <see cref="Flush"/> or an invalidation) since the last <see cref="ResetCounters"/>.</summary>
         public long Flushes => _flushes;
@@ -186,7 +190,7 @@ namespace FastEpt
                              | (ulong)(CurrentGeneration() ^ _generation);
                 if (miss == 0)
                 {
-                    _hits++;
+                    _counts.Hits++;
                     return new EptTranslation(EptStatus.Ok, gpa + (data & ~EptEntry.PageMask), (int)((data >> LevelShift) & 7), 0);
                 }
 
@@ -258,11 +262,11 @@ namespace FastEpt
                     }
                 }
 
-                _hits += hits;
+                _counts.Hits += hits;
                 if (misses != 0)
                 {
                     _p2m.TranslateBatch(new ReadOnlySpan<ulong>(missGpas, misses), access, new Span<EptTranslation>(missResults, misses));
-                    _misses += misses;
+                    _counts.Misses += misses;
                     for (int k = 0; k < misses; k++)
                     {
                         EptTranslation t = missResults[k];
@@ -315,15 +319,15 @@ namespace FastEpt
         /// <summary>Sets <see cref="Hits"/>, <see cref="Misses"/>, <see cref="Flushes"/> and <see cref="Resizes"/> to zero.</summary>
         public void ResetCounters()
         {
-            _hits = 0;
-            _misses = 0;
+            _hitsBase = _counts.Hits;
+            _missesBase = _counts.Misses;
             _flushes = 0;
             _resizes = 0;
         }
 
         /// <inheritdoc/>
         public override string ToString()
-            => $"SoftTlb capacity={Capacity} hits={_hits} misses={_misses} flushes={_flushes}";
+            => $"SoftTlb capacity={Capacity} hits={Hits} misses={Misses} flushes={_flushes}";
 
         // The p2m's generation; all-context invalidation bumps every live p2m's (P2m.InvalidateAllTlbs),
         // so one load serves both.
@@ -359,7 +363,8 @@ namespace FastEpt
             }
 
             EptTranslation t = _p2m.Translate(gpa, access);   // validates the arguments, throws as it does
-            _misses++;
+            _counts.Misses++;
+
             if (t.Status == EptStatus.Ok)
             {
                 Fill(gpa, t, a);
@@ -370,7 +375,8 @@ namespace FastEpt
 
         private EptTranslation SuperpageHit(ulong gpa, ulong data, ulong offsetMask)
         {
-            _hits++;
+            _counts.Hits++;
+
             return SuperpageFill(gpa, data, offsetMask);
         }
 
