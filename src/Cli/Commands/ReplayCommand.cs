@@ -16,7 +16,7 @@ namespace FastEpt.Cli.Commands
 {
     /// <summary>
     /// <c>fastept replay TRACE [--guest 4G] [--pages 4k|2m|1g|mixed] [--tlb 256] [--batch N]
-    /// [--views N] [--report DIR] [--format ...]</c>, or <c>fastept replay --sample</c> for the
+    /// [--views N] [--view-access rwx] [--report DIR] [--format ...]</c>, or <c>fastept replay --sample</c> for the
     /// lackey trace shipped next to the tool (<c>Samples/sample.lackey</c>).
     /// </summary>
     internal static class ReplayCommand
@@ -26,7 +26,7 @@ namespace FastEpt.Cli.Commands
 
         internal const long DefaultGuestBytes = 4L << 30;
         internal const int DefaultTlbEntries = 256;
-        internal const int DefaultBatch = 64;
+        internal const int DefaultBatch = 0;
         internal const int DefaultViews = 1;
 
         public static Command Create()
@@ -50,8 +50,14 @@ namespace FastEpt.Cli.Commands
                 CustomParser = ParsePages,
             };
             Option<int> tlb = CreateCountOption("--tlb", "Soft TLB entries per vCPU (default 256; 0 = no TLB).", DefaultTlbEntries, minimum: 0);
-            Option<int> batch = CreateCountOption("--batch", "Addresses per TranslateBatch call (default 64).", DefaultBatch, minimum: 1);
-            Option<int> views = CreateCountOption("--views", "Views (host p2m plus alternates) to spread the accesses over, round-robin (default 1: the host only).", DefaultViews, minimum: 1);
+            Option<int> batch = CreateCountOption("--batch", "Translate N accesses per TranslateBatch call, grouped by view and kind (default 0: one Translate per access).", DefaultBatch, minimum: 0);
+            Option<int> views = CreateCountOption("--views", "Views to spread the accesses over, round-robin, one vCPU each: the host p2m plus N-1 altp2m views filled lazily on fault (default 1: the host only).", DefaultViews, minimum: 1);
+            var viewAccess = new Option<P2mAccess>("--view-access")
+            {
+                Description = "Default access of the altp2m views: rwx (default), rx, r, n, rw, x, wx, w, rx2rw, n2rwx or r_pw. Accesses it forbids are EPT violations that the domain resolves as Xen does with no mem_access listener.",
+                DefaultValueFactory = _ => P2mAccess.RWX,
+                CustomParser = ParseAccess,
+            };
             var report = new Option<string?>("--report", "-o") { Description = "Also write the report files into this directory." };
             Option<TraceFormat> format = CommandHelpers.CreateFormatOption();
 
@@ -64,6 +70,7 @@ namespace FastEpt.Cli.Commands
                 tlb,
                 batch,
                 views,
+                viewAccess,
                 report,
                 format,
             };
@@ -86,6 +93,7 @@ namespace FastEpt.Cli.Commands
                     TlbEntries = parse.GetValue(tlb),
                     Batch = parse.GetValue(batch),
                     Views = parse.GetValue(views) - 1,      // the engine counts alternate views beside the host p2m
+                    ViewAccess = parse.GetValue(viewAccess),
                 };
                 string path = tracePath ?? Path.Combine(AppContext.BaseDirectory, SampleRelativePath);
                 return CommandHelpers.RunGuarded(stderr, () => Replay(path, parse.GetValue(format), options, parse.GetValue(report), stdout, stderr));
@@ -219,6 +227,18 @@ namespace FastEpt.Cli.Commands
                     return value;
                 },
             };
+        }
+
+        private static P2mAccess ParseAccess(ArgumentResult result)
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            if (text.Length == 0 || !char.IsLetter(text[0]) || !Enum.TryParse(text, ignoreCase: true, out P2mAccess access) || !Enum.IsDefined(access))
+            {
+                result.AddError($"--view-access must be one of rwx, rx, r, n, rw, x, wx, w, rx2rw, n2rwx, r_pw (got '{text}').");
+                return P2mAccess.RWX;
+            }
+
+            return access;
         }
 
         private static long ParseGuest(ArgumentResult result)

@@ -6,9 +6,11 @@ using System;
 namespace FastEpt.Cli.Replay
 {
     /// <summary>
-    /// The replay guest: one host memory, one p2m per view with identical mappings (all RWX RAM),
-    /// every guest page mapped onto one small pool of host frames (2 MiB, or 1 GiB for 1 GiB pages)
-    /// that is never touched, and an optional TLB per view.
+    /// The replay guest: a <see cref="Domain"/> whose host p2m maps every guest page RWX RAM onto
+    /// one small pool of host frames (2 MiB, or 1 GiB for 1 GiB pages) that is never touched;
+    /// with <see cref="ReplayOptions.Views"/> &gt; 0, that many altp2m views (created empty, with
+    /// <see cref="ReplayOptions.ViewAccess"/> as their default access, filled lazily on fault as
+    /// Xen does) and one vCPU per view; an optional TLB per view.
     /// </summary>
     internal sealed class ReplayGuest : IDisposable
     {
@@ -16,6 +18,7 @@ namespace FastEpt.Cli.Replay
         internal const int MixedSeed = 0x5EED;
 
         private readonly HostMemory _memory;
+        private readonly Domain? _domain;
 
         public ReplayGuest(ReplayOptions options)
         {
@@ -28,12 +31,22 @@ namespace FastEpt.Cli.Replay
             ulong poolMfn = (ulong)(tableBytes >> EptEntry.PageBits);
             P2ms = new P2m[viewCount];
             Tlbs = new SoftTlb?[viewCount];
+            Vcpus = new Vcpu[viewCount];
             try
             {
+                _domain = new Domain(_memory, new DomainOptions { Vcpus = viewCount, AltViews = options.Views });
+                P2ms[0] = _domain.HostP2m;
+                Map(_domain.HostP2m, options.Pages, poolMfn);
                 for (int v = 0; v < viewCount; v++)
                 {
-                    P2ms[v] = new P2m(_memory);
-                    Map(P2ms[v], options.Pages, poolMfn);
+                    Vcpus[v] = _domain.Vcpus[v];
+                    if (v > 0)
+                    {
+                        int id = _domain.Altp2m.CreateView(options.ViewAccess);
+                        _domain.Altp2m.Switch(Vcpus[v], id);
+                        P2ms[v] = _domain.Altp2m.View(id);
+                    }
+
                     Tlbs[v] = options.TlbEntries > 0 ? new SoftTlb(P2ms[v], options.TlbEntries) : null;
                 }
             }
@@ -46,9 +59,16 @@ namespace FastEpt.Cli.Replay
 
         public ulong GuestPages { get; }
 
+        public Domain Domain => _domain!;
+
+        /// <summary>The p2m of each view (0 = the host p2m).</summary>
         public P2m[] P2ms { get; }
 
+        /// <summary>The TLB of each view (null entries without a TLB).</summary>
         public SoftTlb?[] Tlbs { get; }
+
+        /// <summary>vCPU <c>v</c> runs in view <c>v</c>.</summary>
+        public Vcpu[] Vcpus { get; }
 
         private void Map(P2m p2m, PageMode mode, ulong poolMfn)
         {
@@ -90,11 +110,7 @@ namespace FastEpt.Cli.Replay
 
         public void Dispose()
         {
-            foreach (P2m? p in P2ms ?? Array.Empty<P2m>())
-            {
-                p?.Dispose();
-            }
-
+            _domain?.Dispose();
             _memory.Dispose();
         }
     }

@@ -51,10 +51,21 @@ namespace FastEpt.Cli.Replay
         public int Batch { get; set; }
 
         /// <summary>
-        /// Altp2m views besides the host view, 0..<see cref="MaxViews"/> (default 0): accesses are
-        /// dealt round-robin over views 0..<see cref="Views"/>. Each view is an independent p2m with the same mappings, each with its own TLB.
+        /// Altp2m views besides the host view, 0..<see cref="MaxViews"/> (default 0). The replay
+        /// guest's domain gets one vCPU per view (vCPU <c>v</c> in view <c>v</c>, view 0 being the
+        /// host p2m) and accesses are dealt round-robin over them, each view with its own TLB. The
+        /// alternate views start empty and are filled on fault from the host p2m (altp2m lazy copy),
+        /// so each one's first access to a page is a not-present EPT violation.
         /// </summary>
         public int Views { get; set; }
+
+        /// <summary>
+        /// The default access of the alternate views (default <see cref="P2mAccess.RWX"/>): pages
+        /// copied into a view get it. An access it does not allow is a rights EPT violation that the
+        /// domain, having no mem_access listener, resolves as Xen does (the entry is relaxed to RWX,
+        /// or promoted for <see cref="P2mAccess.RX2RW"/>), once per page and view.
+        /// </summary>
+        public P2mAccess ViewAccess { get; set; } = P2mAccess.RWX;
 
         /// <summary>Rows of the hot-page and hot-region tables, 1..100000 (default 20).</summary>
         public int HotN { get; set; } = 20;
@@ -85,6 +96,11 @@ namespace FastEpt.Cli.Replay
             if (Views < 0 || Views > MaxViews)
             {
                 throw new ArgumentOutOfRangeException(nameof(Views), Views, $"Views must be between 0 and {MaxViews}.");
+            }
+
+            if (!Enum.IsDefined(ViewAccess))
+            {
+                throw new ArgumentOutOfRangeException(nameof(ViewAccess), ViewAccess, "Unknown access.");
             }
 
             if (HotN < 1 || HotN > 100_000)

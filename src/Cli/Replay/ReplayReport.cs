@@ -11,9 +11,15 @@ namespace FastEpt.Cli.Replay
     /// <param name="Kind">Load, store or fetch.</param>
     /// <param name="Accesses">Accesses of this kind.</param>
     /// <param name="Bytes">Bytes accessed (sum of sizes).</param>
-    /// <param name="Violations">Translations that ended in an EPT violation.</param>
+    /// <param name="NotPresent">EPT violations on a not-present entry (exit qualification bits 5:3 clear), e.g. an altp2m view's lazy copy.</param>
+    /// <param name="Rights">EPT violations on a present entry that lacks the right (a restricted view's mem_access).</param>
     /// <param name="Misconfigs">Translations that ended in an EPT misconfiguration.</param>
-    public sealed record KindStats(TraceKind Kind, long Accesses, long Bytes, long Violations, long Misconfigs);
+    /// <remarks>Every failed translation is one exit: an access whose fault the domain resolved is translated again, and may fault again.</remarks>
+    public sealed record KindStats(TraceKind Kind, long Accesses, long Bytes, long NotPresent, long Rights, long Misconfigs)
+    {
+        /// <summary>EPT violations of this kind (<see cref="NotPresent"/> + <see cref="Rights"/>).</summary>
+        public long Violations => NotPresent + Rights;
+    }
 
     /// <summary>One row of the walk-depth histogram.</summary>
     /// <param name="LeafLevel">The level of the leaf (1 = 4 KiB PTE, 2 = 2 MiB PDE, 3 = 1 GiB PDPTE).</param>
@@ -39,9 +45,15 @@ namespace FastEpt.Cli.Replay
     /// <param name="Accesses">Accesses dealt to this view.</param>
     /// <param name="TlbHits">TLB hits of this view's TLB (0 without a TLB).</param>
     /// <param name="TlbMisses">TLB misses of this view's TLB (0 without a TLB).</param>
-    /// <param name="Violations">EPT violations in this view.</param>
+    /// <param name="NotPresent">EPT violations on not-present entries in this view (lazy copies from the host p2m).</param>
+    /// <param name="Rights">EPT violations on present entries lacking the right (mem_access of the view's default access).</param>
     /// <param name="Misconfigs">EPT misconfigurations in this view.</param>
-    public sealed record ViewStats(int View, long Accesses, long TlbHits, long TlbMisses, long Violations, long Misconfigs);
+    /// <param name="Unresolved">Accesses whose fault the domain did not resolve (counted once each; 0 in a healthy replay).</param>
+    public sealed record ViewStats(int View, long Accesses, long TlbHits, long TlbMisses, long NotPresent, long Rights, long Misconfigs, long Unresolved)
+    {
+        /// <summary>EPT violations in this view (<see cref="NotPresent"/> + <see cref="Rights"/>).</summary>
+        public long Violations => NotPresent + Rights;
+    }
 
     /// <summary>
     /// Access counts by time bucket (rows, in trace order) and address bucket (columns). Address
@@ -96,6 +108,9 @@ namespace FastEpt.Cli.Replay
         /// <summary>Altp2m views besides the host view.</summary>
         public int Views { get; init; }
 
+        /// <summary>The altp2m views' default access.</summary>
+        public P2mAccess ViewAccess { get; init; } = P2mAccess.RWX;
+
         /// <summary>Accesses replayed.</summary>
         public long Accesses { get; init; }
 
@@ -131,6 +146,9 @@ namespace FastEpt.Cli.Replay
 
         /// <summary>EPT misconfigurations, all kinds.</summary>
         public long Misconfigs { get; init; }
+
+        /// <summary>Accesses whose fault the domain did not resolve (see <see cref="ViewStats.Unresolved"/>).</summary>
+        public long UnresolvedFaults { get; init; }
 
         /// <summary>Distinct 4 KiB trace pages touched.</summary>
         public long UniquePages { get; init; }

@@ -60,20 +60,25 @@ namespace FastEpt.Cli.Replay
 
         private sealed class Engine
         {
-            private static readonly AccessKind[] KindToAccess = { AccessKind.Read, AccessKind.Write, AccessKind.Execute };
+            // A fault the domain resolves (Retry) is translated again, at most this many times.
+            private const int MaxFaultRetries = 4;
 
             private readonly ReplayGuest _guest;
             private readonly ReplayOptions _options;
             private readonly int _viewCount;
-            private readonly long[] _kindAccesses = new long[3];
-            private readonly long[] _kindBytes = new long[3];
-            private readonly long[] _kindViolations = new long[3];
+            private readonly ulong _guestPages;
+            private readonly ulong _pageMask;       // _guestPages - 1 when a power of two, else 0
+            private readonly long[] _kindBytes = new long[4];
+            private readonly long[] _kindNotPresent = new long[3];
+            private readonly long[] _kindRights = new long[3];
             private readonly long[] _kindMisconfigs = new long[3];
             private readonly long[] _leafLevels = new long[8];
             private readonly long[] _viewAccesses;
-            private readonly long[] _viewViolations;
+            private readonly long[] _viewNotPresent;
+            private readonly long[] _viewRights;
             private readonly long[] _viewMisconfigs;
-            private readonly Dictionary<ulong, int> _pages = new();
+            private readonly long[] _viewUnresolved;
+            private readonly PageCounter _pages = new();
             private readonly List<WorkingSetPoint> _workingSet = new();
             private readonly ulong[] _heatSamples = new ulong[HeatSampleCapacity];
             private readonly ulong[][] _batchGpas = Array.Empty<ulong[]>();
@@ -82,22 +87,23 @@ namespace FastEpt.Cli.Replay
             private int _heatCount;
             private long _heatStride = 1;
             private long _wsInterval = 1;
-
-            // Page counters: _pages maps a trace page to its index in _counts (3 longs per page:
-            // reads, writes, fetches); a direct-mapped cache of page -> index sits in front.
-            private readonly ulong[] _cachePage = new ulong[PageCacheSize];
-            private readonly int[] _cacheIndex = new int[PageCacheSize];
-            private long[] _counts = new long[3 * 1024];
+            private long _heatCountdown = 1;
+            private long _wsCountdown = 1;
+            private long _total;
+            private int _view;                      // the view the next access goes to
 
             public Engine(ReplayGuest guest, ReplayOptions options)
             {
                 _guest = guest;
                 _options = options;
                 _viewCount = options.Views + 1;
+                _guestPages = guest.GuestPages;
+                _pageMask = (_guestPages & (_guestPages - 1)) == 0 ? _guestPages - 1 : 0;
                 _viewAccesses = new long[_viewCount];
-                _viewViolations = new long[_viewCount];
+                _viewNotPresent = new long[_viewCount];
+                _viewRights = new long[_viewCount];
                 _viewMisconfigs = new long[_viewCount];
-                Array.Fill(_cachePage, ulong.MaxValue);
+                _viewUnresolved = new long[_viewCount];
                 if (options.Batch > 0)
                 {
                     _batchGpas = new ulong[_viewCount * 3][];
@@ -117,106 +123,212 @@ namespace FastEpt.Cli.Replay
                 Stopwatch sw = Stopwatch.StartNew();
                 long lastProgressTicks = 0;
                 long progressInterval = Stopwatch.Frequency / 10;
-                long total = 0;
-                long wsCountdown = _wsInterval;
-                long heatCountdown = _heatStride;
-                int view = 0;
-                ulong pageMask = _guest.GuestPages - 1;
-                bool pow2 = (_guest.GuestPages & pageMask) == 0;
-                ulong guestPages = _guest.GuestPages;
-                int viewCount = _viewCount;
-                bool batch = _options.Batch > 0;
-                P2m[] p2ms = _guest.P2ms;
-                SoftTlb?[] tlbs = _guest.Tlbs;
-                P2m p0 = p2ms[0];
-                SoftTlb? t0 = tlbs[0];
-
+                bool fast = _viewCount == 1 && _options.Batch == 0;
                 int n;
                 while ((n = reader.Read(buffer)) > 0)
                 {
                     ct.ThrowIfCancellationRequested();
-                    for (int i = 0; i < n; i++)
+                    if (fast)
                     {
-                        TraceAccess a = buffer[i];
-                        ulong address = a.Address;
-                        int k = (int)a.Kind;
-                        AccessKind access = KindToAccess[k];
-                        unchecked
-                        {
-                            _kindAccesses[k]++;
-                            _kindBytes[k] += a.Size;
-                            ulong page = address >> EptEntry.PageBits;
-                            int slot = (int)(page & (PageCacheSize - 1));
-                            int index = _cachePage[slot] == page ? _cacheIndex[slot] : PageIndex(page, slot);
-                            _counts[index + k]++;
-                            ulong gfn = pow2 ? page & pageMask : page % guestPages;
-                            ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
-                            if (batch)
-                            {
-                                Enqueue(view, k, gpa);
-                            }
-                            else if (viewCount == 1)
-                            {
-                                Tally(t0 is not null ? t0.Translate(gpa, access) : p0.Translate(gpa, access), k, 0);
-                            }
-                            else
-                            {
-                                SoftTlb? tlb = tlbs[view];
-                                Tally(tlb is not null ? tlb.Translate(gpa, access) : p2ms[view].Translate(gpa, access), k, view);
-                            }
-
-                            if (viewCount > 1)
-                            {
-                                _viewAccesses[view]++;
-                                if (++view == viewCount)
-                                {
-                                    view = 0;
-                                }
-                            }
-
-                            total++;
-                            if (--wsCountdown == 0)
-                            {
-                                SampleWorkingSet(total);
-                                wsCountdown = _wsInterval;
-                            }
-
-                            if (--heatCountdown == 0)
-                            {
-                                SampleHeat(page);
-                                heatCountdown = _heatStride;
-                            }
-                        }
+                        ReplayHostScalar(buffer.AsSpan(0, n));
+                    }
+                    else
+                    {
+                        ReplayGeneral(buffer.AsSpan(0, n));
                     }
 
                     if (progress is not null && sw.ElapsedTicks - lastProgressTicks >= progressInterval)
                     {
                         lastProgressTicks = sw.ElapsedTicks;
-                        progress(MakeProgress(reader, total, sw.Elapsed));
+                        progress(MakeProgress(reader, _total, sw.Elapsed));
                     }
                 }
 
-                if (batch)
+                for (int q = 0; q < _batchCounts.Length; q++)
                 {
-                    for (int q = 0; q < _batchCounts.Length; q++)
-                    {
-                        FlushBatch(q);
-                    }
+                    FlushBatch(q);
                 }
 
                 sw.Stop();
-                if (viewCount == 1)
+                if (_viewCount == 1)
                 {
-                    _viewAccesses[0] = total;
+                    _viewAccesses[0] = _total;
                 }
 
-                if (_workingSet.Count == 0 || _workingSet[^1].Accesses != total)
+                if (_workingSet.Count == 0 || _workingSet[^1].Accesses != _total)
                 {
-                    _workingSet.Add(new WorkingSetPoint(total, _pages.Count));
+                    _workingSet.Add(new WorkingSetPoint(_total, _pages.Count));
                 }
 
-                progress?.Invoke(MakeProgress(reader, total, sw.Elapsed));
-                return BuildReport(reader, total, sw.Elapsed, setupTime);
+                progress?.Invoke(MakeProgress(reader, _total, sw.Elapsed));
+                return BuildReport(reader, _total, sw.Elapsed, setupTime);
+            }
+
+            // The common case, kept lean: one view (the host p2m), scalar translation.
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            private void ReplayHostScalar(ReadOnlySpan<TraceAccess> chunk)
+            {
+                P2m p2m = _guest.P2ms[0];
+                SoftTlb? tlb = _guest.Tlbs[0];
+                PageCounter pages = _pages;
+                ulong pageMask = _pageMask;
+                ulong guestPages = _guestPages;
+                ref long bytes = ref MemoryMarshal.GetArrayDataReference(_kindBytes);
+                ref long levels = ref MemoryMarshal.GetArrayDataReference(_leafLevels);
+                long wsCountdown = _wsCountdown;
+                long heatCountdown = _heatCountdown;
+                long total = _total;
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    ref readonly TraceAccess a = ref chunk[i];
+                    unchecked
+                    {
+                        ulong address = a.Address;
+                        int k = (int)a.Kind & 3;
+                        Unsafe.Add(ref bytes, k) += a.Size;
+                        ulong page = address >> EptEntry.PageBits;
+                        Unsafe.Add(ref pages.Counters(page), k)++;
+                        ulong gfn = pageMask != 0 ? page & pageMask : page % guestPages;
+                        ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
+                        var access = (AccessKind)(1 << k);
+                        EptTranslation t = tlb is not null ? tlb.Translate(gpa, access) : p2m.Translate(gpa, access);
+                        if (t.Status == EptStatus.Ok)
+                        {
+                            Unsafe.Add(ref levels, t.Level & 7)++;
+                        }
+                        else
+                        {
+                            Fault(0, k, gpa, t);
+                        }
+
+                        total++;
+                        if (--wsCountdown == 0)
+                        {
+                            SampleWorkingSet(total);
+                            wsCountdown = _wsInterval;
+                        }
+
+                        if (--heatCountdown == 0)
+                        {
+                            SampleHeat(page);
+                            heatCountdown = _heatStride;
+                        }
+                    }
+                }
+
+                _total = total;
+                _wsCountdown = wsCountdown;
+                _heatCountdown = heatCountdown;
+            }
+
+            // Views dealt round-robin, and/or batched translation.
+            private void ReplayGeneral(ReadOnlySpan<TraceAccess> chunk)
+            {
+                bool batch = _options.Batch > 0;
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    TraceAccess a = chunk[i];
+                    unchecked
+                    {
+                        ulong address = a.Address;
+                        int k = (int)a.Kind & 3;
+                        _kindBytes[k] += a.Size;
+                        ulong page = address >> EptEntry.PageBits;
+                        Unsafe.Add(ref _pages.Counters(page), k)++;
+                        ulong gfn = _pageMask != 0 ? page & _pageMask : page % _guestPages;
+                        ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
+                        int view = _view;
+                        if (batch)
+                        {
+                            Enqueue(view, k, gpa);
+                        }
+                        else
+                        {
+                            Tally(Translate(view, gpa, (AccessKind)(1 << k)), view, k, gpa);
+                        }
+
+                        _viewAccesses[view]++;
+                        _view = view + 1 == _viewCount ? 0 : view + 1;
+                        _total++;
+                        if (--_wsCountdown == 0)
+                        {
+                            SampleWorkingSet(_total);
+                            _wsCountdown = _wsInterval;
+                        }
+
+                        if (--_heatCountdown == 0)
+                        {
+                            SampleHeat(page);
+                            _heatCountdown = _heatStride;
+                        }
+                    }
+                }
+            }
+
+            private EptTranslation Translate(int view, ulong gpa, AccessKind access)
+            {
+                SoftTlb? tlb = _guest.Tlbs[view];
+                return tlb is not null ? tlb.Translate(gpa, access) : _guest.P2ms[view].Translate(gpa, access);
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            private void Tally(in EptTranslation t, int view, int kind, ulong gpa)
+            {
+                if (t.Status == EptStatus.Ok)
+                {
+                    _leafLevels[t.Level & 7]++;
+                }
+                else
+                {
+                    Fault(view, kind, gpa, t);
+                }
+            }
+
+            // A failed translation is an exit: counted by kind (violations split into not-present
+            // and insufficient rights, from qualification bits 5:3), then handed to the domain as
+            // the hypervisor would (lazy altp2m copy, mem_access with no listener relaxing the
+            // entry); on Retry the access is translated again. A misconfiguration is counted, not
+            // handled (the replay guest never builds one).
+            [MethodImpl(MethodImplOptions.NoInlining)]
+            private void Fault(int view, int kind, ulong gpa, EptTranslation t)
+            {
+                for (int attempt = 0; ; attempt++)
+                {
+                    if (t.Status == EptStatus.Violation)
+                    {
+                        if ((t.Qualification & 0x38) == 0)
+                        {
+                            _kindNotPresent[kind]++;
+                            _viewNotPresent[view]++;
+                        }
+                        else
+                        {
+                            _kindRights[kind]++;
+                            _viewRights[view]++;
+                        }
+                    }
+                    else
+                    {
+                        _kindMisconfigs[kind]++;
+                        _viewMisconfigs[view]++;
+                        _viewUnresolved[view]++;
+                        return;
+                    }
+
+                    if (attempt == MaxFaultRetries
+                        || _guest.Domain.HandleEptViolationExit(_guest.Vcpus[view], gpa, t.Qualification & 7, ~0UL) != FaultOutcome.Retry)
+                    {
+                        _viewUnresolved[view]++;
+                        return;
+                    }
+
+                    t = Translate(view, gpa, (AccessKind)(1 << kind));
+                    if (t.Status == EptStatus.Ok)
+                    {
+                        _leafLevels[t.Level & 7]++;
+                        return;
+                    }
+                }
             }
 
             private static ReplayProgress MakeProgress(ITraceReader reader, long total, TimeSpan elapsed)
@@ -224,29 +336,6 @@ namespace FastEpt.Cli.Replay
                 (long done, long all) = reader.Position;
                 double rate = elapsed.TotalSeconds > 0 ? total / elapsed.TotalSeconds : 0;
                 return new ReplayProgress(total, done, all, rate);
-            }
-
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            private void Tally(EptTranslation t, int kind, int view)
-            {
-                unchecked
-                {
-                    EptStatus s = t.Status;
-                    if (s == EptStatus.Ok)
-                    {
-                        _leafLevels[t.Level & 7]++;
-                    }
-                    else if (s == EptStatus.Violation)
-                    {
-                        _kindViolations[kind]++;
-                        _viewViolations[view]++;
-                    }
-                    else
-                    {
-                        _kindMisconfigs[kind]++;
-                        _viewMisconfigs[view]++;
-                    }
-                }
             }
 
             private void Enqueue(int view, int kind, ulong gpa)
@@ -271,41 +360,34 @@ namespace FastEpt.Cli.Replay
 
                 int view = q / 3;
                 int kind = q % 3;
+                var access = (AccessKind)(1 << kind);
                 ReadOnlySpan<ulong> gpas = _batchGpas[q].AsSpan(0, count);
                 Span<EptTranslation> results = _batchResults.AsSpan(0, count);
                 SoftTlb? tlb = _guest.Tlbs[view];
                 if (tlb is not null)
                 {
-                    tlb.TranslateBatch(gpas, KindToAccess[kind], results);
+                    tlb.TranslateBatch(gpas, access, results);
                 }
                 else
                 {
-                    _guest.P2ms[view].TranslateBatch(gpas, KindToAccess[kind], results);
+                    _guest.P2ms[view].TranslateBatch(gpas, access, results);
                 }
 
                 for (int i = 0; i < results.Length; i++)
                 {
-                    Tally(results[i], kind, view);
+                    EptTranslation t = results[i];
+                    if (t.Status != EptStatus.Ok)
+                    {
+                        // An earlier fault of this batch may have fixed the entry (a lazy copy of
+                        // the same page): only a failure that still happens now is an exit, so
+                        // batched and scalar replays count the same faults.
+                        t = Translate(view, gpas[i], access);
+                    }
+
+                    Tally(t, view, kind, gpas[i]);
                 }
 
                 _batchCounts[q] = 0;
-            }
-
-            private int PageIndex(ulong page, int slot)
-            {
-                ref int index = ref CollectionsMarshal.GetValueRefOrAddDefault(_pages, page, out bool exists);
-                if (!exists)
-                {
-                    index = 3 * (_pages.Count - 1);
-                    if (index + 3 > _counts.Length)
-                    {
-                        Array.Resize(ref _counts, _counts.Length * 2);
-                    }
-                }
-
-                _cachePage[slot] = page;
-                _cacheIndex[slot] = index;
-                return index;
             }
 
             private void SampleWorkingSet(long total)
@@ -389,10 +471,25 @@ namespace FastEpt.Cli.Replay
 
             private ReplayReport BuildReport(ITraceReader reader, long total, TimeSpan elapsed, TimeSpan setupTime)
             {
+                Dictionary<ulong, PageCounts> regions = new();
+                List<HotSpot> pages = new(_pages.Count);
+                long[] kindAccesses = new long[3];
+                _pages.ForEach((page, reads, writes, fetches) =>
+                {
+                    pages.Add(new HotSpot(page << EptEntry.PageBits, reads + writes + fetches, reads, writes, fetches));
+                    ref PageCounts rc = ref CollectionsMarshal.GetValueRefOrAddDefault(regions, page >> 9, out _);
+                    rc.Reads += reads;
+                    rc.Writes += writes;
+                    rc.Fetches += fetches;
+                    kindAccesses[0] += reads;
+                    kindAccesses[1] += writes;
+                    kindAccesses[2] += fetches;
+                });
+
                 KindStats[] kinds = new KindStats[3];
                 for (int k = 0; k < 3; k++)
                 {
-                    kinds[k] = new KindStats((TraceKind)k, _kindAccesses[k], _kindBytes[k], _kindViolations[k], _kindMisconfigs[k]);
+                    kinds[k] = new KindStats((TraceKind)k, kindAccesses[k], _kindBytes[k], _kindNotPresent[k], _kindRights[k], _kindMisconfigs[k]);
                 }
 
                 List<DepthBucket> depth = new();
@@ -403,18 +500,6 @@ namespace FastEpt.Cli.Replay
                     {
                         depth.Add(new DepthBucket(level, levels - level + 1, _leafLevels[level]));
                     }
-                }
-
-                Dictionary<ulong, PageCounts> regions = new();
-                List<HotSpot> pages = new(_pages.Count);
-                foreach (KeyValuePair<ulong, int> kv in _pages)
-                {
-                    PageCounts c = new PageCounts { Reads = _counts[kv.Value], Writes = _counts[kv.Value + 1], Fetches = _counts[kv.Value + 2] };
-                    pages.Add(new HotSpot(kv.Key << EptEntry.PageBits, c.Reads + c.Writes + c.Fetches, c.Reads, c.Writes, c.Fetches));
-                    ref PageCounts rc = ref CollectionsMarshal.GetValueRefOrAddDefault(regions, kv.Key >> 9, out _);
-                    rc.Reads += c.Reads;
-                    rc.Writes += c.Writes;
-                    rc.Fetches += c.Fetches;
                 }
 
                 List<HotSpot> hotRegions = new(regions.Count);
@@ -434,7 +519,7 @@ namespace FastEpt.Cli.Replay
                     long m = tlb?.Misses ?? 0;
                     hits += h;
                     misses += m;
-                    views[v] = new ViewStats(v, _viewAccesses[v], h, m, _viewViolations[v], _viewMisconfigs[v]);
+                    views[v] = new ViewStats(v, _viewAccesses[v], h, m, _viewNotPresent[v], _viewRights[v], _viewMisconfigs[v], _viewUnresolved[v]);
                 }
 
                 return new ReplayReport
@@ -444,8 +529,9 @@ namespace FastEpt.Cli.Replay
                     TlbEntries = _options.TlbEntries,
                     Batch = _options.Batch,
                     Views = _options.Views,
+                    ViewAccess = _options.ViewAccess,
                     Accesses = total,
-                    Bytes = _kindBytes[0] + _kindBytes[1] + _kindBytes[2],
+                    Bytes = _kindBytes[0] + _kindBytes[1] + _kindBytes[2] + _kindBytes[3],
                     Kinds = kinds,
                     SetupTime = setupTime,
                     Elapsed = elapsed,
@@ -454,8 +540,9 @@ namespace FastEpt.Cli.Replay
                     TlbMisses = misses,
                     TlbHitRate = hits + misses > 0 ? (double)hits / (hits + misses) : 0,
                     WalkDepth = depth,
-                    Violations = _kindViolations[0] + _kindViolations[1] + _kindViolations[2],
-                    Misconfigs = _kindMisconfigs[0] + _kindMisconfigs[1] + _kindMisconfigs[2],
+                    Violations = kinds.Sum(k => k.Violations),
+                    UnresolvedFaults = _viewUnresolved.Sum(),
+                    Misconfigs = kinds.Sum(k => k.Misconfigs),
                     UniquePages = _pages.Count,
                     HotPages = Top(pages, _options.HotN),
                     HotRegions = Top(hotRegions, _options.HotN),

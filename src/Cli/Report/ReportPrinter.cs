@@ -23,7 +23,8 @@ namespace FastEpt.Cli.Replay
             summary.AddRow("Accesses", N(report.Accesses));
             summary.AddRow("Bytes", N(report.Bytes));
             summary.AddRow("Unique 4K pages", N(report.UniquePages));
-            summary.AddRow("Guest", Markup.Escape($"{report.GuestBytes >> 20} MiB, {report.Pages} pages, {report.Views + 1} view(s)"));
+            summary.AddRow("Guest", Markup.Escape($"{report.GuestBytes >> 20} MiB, {report.Pages} pages, {report.Views + 1} view(s)"
+                + (report.Views > 0 ? $", altp2m default access {report.ViewAccess}" : string.Empty)));
             summary.AddRow("Translation", Markup.Escape(report.Batch > 0 ? $"TranslateBatch x{report.Batch}" : "scalar Translate"));
             summary.AddRow("TLB", report.TlbEntries > 0
                 ? Markup.Escape($"{report.TlbEntries} entries: {N(report.TlbHits)} hits, {N(report.TlbMisses)} misses ({report.TlbHitRate:P2})")
@@ -33,13 +34,18 @@ namespace FastEpt.Cli.Replay
             summary.AddRow("Translations/s", N((long)report.TranslationsPerSecond));
             summary.AddRow("EPT violations", N(report.Violations));
             summary.AddRow("EPT misconfigs", N(report.Misconfigs));
+            if (report.UnresolvedFaults != 0)
+            {
+                summary.AddRow("Unresolved faults", N(report.UnresolvedFaults));
+            }
+
             summary.AddRow("Malformed lines", N(report.MalformedCount));
             console.Write(summary);
 
-            Table kinds = NewTable("Accesses by kind", "Kind", "Accesses", "Bytes", "Violations", "Misconfigs");
+            Table kinds = NewTable("Accesses and EPT exits by kind", "Kind", "Accesses", "Bytes", "Violations", "not present", "rights", "Misconfigs");
             foreach (KindStats k in report.Kinds)
             {
-                kinds.AddRow(k.Kind.ToString(), N(k.Accesses), N(k.Bytes), N(k.Violations), N(k.Misconfigs));
+                kinds.AddRow(k.Kind.ToString(), N(k.Accesses), N(k.Bytes), N(k.Violations), N(k.NotPresent), N(k.Rights), N(k.Misconfigs));
             }
 
             console.Write(kinds);
@@ -54,10 +60,10 @@ namespace FastEpt.Cli.Replay
 
             if (report.ViewStats.Count > 1)
             {
-                Table views = NewTable("Views", "View", "Accesses", "TLB hits", "TLB misses", "Violations", "Misconfigs");
+                Table views = NewTable("Views", "View", "Accesses", "TLB hits", "TLB misses", "Violations", "not present", "rights", "Misconfigs", "Unresolved");
                 foreach (ViewStats v in report.ViewStats)
                 {
-                    views.AddRow(N(v.View), N(v.Accesses), N(v.TlbHits), N(v.TlbMisses), N(v.Violations), N(v.Misconfigs));
+                    views.AddRow(N(v.View), N(v.Accesses), N(v.TlbHits), N(v.TlbMisses), N(v.Violations), N(v.NotPresent), N(v.Rights), N(v.Misconfigs), N(v.Unresolved));
                 }
 
                 console.Write(views);

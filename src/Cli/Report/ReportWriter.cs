@@ -46,12 +46,12 @@ namespace FastEpt.Cli.Replay
             }
 
             Write("report.json", JsonSerializer.Serialize(report, JsonOptions));
-            Write("kinds.csv", Csv(new[] { "kind", "accesses", "bytes", "violations", "misconfigs" },
-                report.Kinds.Select(k => new object[] { k.Kind, k.Accesses, k.Bytes, k.Violations, k.Misconfigs })));
+            Write("kinds.csv", Csv(new[] { "kind", "accesses", "bytes", "violations", "violations_not_present", "violations_rights", "misconfigs" },
+                report.Kinds.Select(k => new object[] { k.Kind, k.Accesses, k.Bytes, k.Violations, k.NotPresent, k.Rights, k.Misconfigs })));
             Write("walk-depth.csv", Csv(new[] { "leaf_level", "levels_walked", "translations" },
                 report.WalkDepth.Select(d => new object[] { d.LeafLevel, d.LevelsWalked, d.Translations })));
-            Write("views.csv", Csv(new[] { "view", "accesses", "tlb_hits", "tlb_misses", "violations", "misconfigs" },
-                report.ViewStats.Select(v => new object[] { v.View, v.Accesses, v.TlbHits, v.TlbMisses, v.Violations, v.Misconfigs })));
+            Write("views.csv", Csv(new[] { "view", "accesses", "tlb_hits", "tlb_misses", "violations", "violations_not_present", "violations_rights", "misconfigs", "unresolved" },
+                report.ViewStats.Select(v => new object[] { v.View, v.Accesses, v.TlbHits, v.TlbMisses, v.Violations, v.NotPresent, v.Rights, v.Misconfigs, v.Unresolved })));
             Write("hot-pages.csv", HotCsv(report.HotPages));
             Write("hot-regions.csv", HotCsv(report.HotRegions));
             Write("working-set.csv", Csv(new[] { "accesses", "unique_pages" },

@@ -86,7 +86,10 @@ namespace FastEpt.Tests.Cli
         [InlineData("replay", "t", "--guest", "4X")]
         [InlineData("replay", "t", "--guest", "1000")]
         [InlineData("replay", "t", "--pages", "3k")]
-        [InlineData("replay", "t", "--batch", "0")]
+        [InlineData("replay", "t", "--batch", "-1")]
+        [InlineData("replay", "t", "--views", "0")]
+        [InlineData("replay", "t", "--view-access", "rwq")]
+        [InlineData("replay", "t", "--view-access", "7")]
         [InlineData("replay", "t", "--views", "zero")]
         [InlineData("replay")]
         [InlineData]
@@ -116,6 +119,38 @@ namespace FastEpt.Tests.Cli
             string[] files = Directory.GetFiles(reportDir);
             Assert.NotEmpty(files);
             Assert.All(files, f => Assert.Contains(f, stdout));
+        }
+
+        [Fact]
+        public void Replay_AltViews_ReportsLazyCopiesAndRelaxedRights()
+        {
+            // The sample over 3 views (host + 2 altp2m views with default access rx): each view's
+            // first touch of a page is a not-present violation (lazy copy), each first store to
+            // a page a rights violation the domain relaxes; the host view never faults.
+            string reportDir = Path.Combine(_dir, "views");
+            (int code, string stdout, string stderr) = Run("replay", "--sample", "--guest", "256M", "--views", "3", "--view-access", "rx", "--report", reportDir);
+            Assert.True(code == 0, stderr);
+            Assert.Contains("altp2m default access RX", stdout);
+            Assert.Contains("Views", stdout);
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(reportDir, "report.json")));
+            System.Text.Json.JsonElement root = json.RootElement;
+            Assert.Equal("RX", root.GetProperty("ViewAccess").GetString());
+            Assert.Equal(0, root.GetProperty("UnresolvedFaults").GetInt64());
+            System.Text.Json.JsonElement[] views = root.GetProperty("ViewStats").EnumerateArray().ToArray();
+            Assert.Equal(3, views.Length);
+            Assert.Equal(0, views[0].GetProperty("Violations").GetInt64());
+            long uniquePages = root.GetProperty("UniquePages").GetInt64();
+            foreach (System.Text.Json.JsonElement v in views.Skip(1))
+            {
+                Assert.InRange(v.GetProperty("NotPresent").GetInt64(), 1, uniquePages);
+                Assert.InRange(v.GetProperty("Rights").GetInt64(), 1, uniquePages);
+            }
+
+            System.Text.Json.JsonElement store = root.GetProperty("Kinds").EnumerateArray().Single(k => k.GetProperty("Kind").GetString() == "Write");
+            Assert.Equal(views.Sum(v => v.GetProperty("Rights").GetInt64()), store.GetProperty("Rights").GetInt64());
+            string[] viewsCsv = File.ReadAllLines(Path.Combine(reportDir, "views.csv"));
+            Assert.Equal("view,accesses,tlb_hits,tlb_misses,violations,violations_not_present,violations_rights,misconfigs,unresolved", viewsCsv[0]);
+            Assert.Equal(4, viewsCsv.Length);
         }
 
         [Fact]

@@ -57,7 +57,7 @@ namespace FastEpt.Tests.Cli
 
             string Dir(string name) => Path.Combine(_dir, name);
             Assert.Equal(1 + 3, CsvLines(Dir("kinds.csv")).Length);
-            Assert.Equal("kind,accesses,bytes,violations,misconfigs", CsvLines(Dir("kinds.csv"))[0]);
+            Assert.Equal("kind,accesses,bytes,violations,violations_not_present,violations_rights,misconfigs", CsvLines(Dir("kinds.csv"))[0]);
             Assert.Equal(1 + report.WalkDepth.Count, CsvLines(Dir("walk-depth.csv")).Length);
             Assert.Equal(1 + 3, CsvLines(Dir("views.csv")).Length);
             Assert.Equal(1 + 7, CsvLines(Dir("hot-pages.csv")).Length);
@@ -104,7 +104,7 @@ namespace FastEpt.Tests.Cli
             console.Profile.Width = 200;
             ReportPrinter.Print(report, console);
             string output = text.ToString();
-            foreach (string s in new[] { "Replay summary", "Accesses by kind", "Walk depth", "Views", "Hot 4K pages (top 7)", "Hot 2M regions", "Malformed lines", "bad, very", "5,000" })
+            foreach (string s in new[] { "Replay summary", "Accesses and EPT exits by kind", "Walk depth", "Views", "Hot 4K pages (top 7)", "Hot 2M regions", "Malformed lines", "bad, very", "5,000" })
             {
                 Assert.Contains(s, output, StringComparison.Ordinal);
             }
