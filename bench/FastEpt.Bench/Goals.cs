@@ -39,6 +39,13 @@ namespace FastEpt.Bench
 
         private static readonly string[] Walk2DMethods = ["Walk1D_Scalar", "Walk2D_Scalar", "Walk2D_Batch"];
 
+        // The replay group: whole-trace replays of Perf_Replay.Accesses accesses per call, so
+        // fewer rounds of one call each (about 0.25 s per round on this machine class).
+        private const int ReplayRounds = 15;
+        private const int ReplayWarmupCalls = 3;
+
+        private static readonly string[] ReplayMethods = ["ParseBinary", "ReplayBinary", "ParseLackey", "ReplayLackey"];
+
         private static readonly string[] EmulationMethods =
         [
             "TranslateLinear8", "Ram8_Read", "Ram8_Write", "Ram8_Read_Crossing",
@@ -49,8 +56,9 @@ namespace FastEpt.Bench
         /// <param name="summary">The run's <see cref="Perf_TranslateSuite"/> summary, for the BDN column; null when none ran.</param>
         /// <param name="walk2DSummary">The run's <see cref="Perf_Walk2D"/> summary, likewise.</param>
         /// <param name="emulationSummary">The run's <see cref="Perf_Emulation"/> summary, likewise.</param>
+        /// <param name="replaySummary">The run's <see cref="Perf_Replay"/> summary, likewise.</param>
         /// <param name="outDir">Where goals.md and goals.json go; null writes nothing.</param>
-        public static int Run(Summary? summary, Summary? walk2DSummary, Summary? emulationSummary, string? outDir)
+        public static int Run(Summary? summary, Summary? walk2DSummary, Summary? emulationSummary, Summary? replaySummary, string? outDir)
         {
             Console.WriteLine();
             Console.WriteLine("==> Goals: interleaved timing of the compared methods (random 4K GPAs, read)");
@@ -97,6 +105,15 @@ namespace FastEpt.Bench
             emulation.Cleanup();
             string emulationGuest = $"{EmulationGuest.RegionPages} RAM and {EmulationGuest.MmioPages} MMIO pages (a byte-array device) in 4K guest pages over 4K EPT pages";
 
+            // Trace replay (the fastept tool's engine): parse only against parse + translate.
+            var replay = new Perf_Replay();
+            replay.Setup();
+            Stopwatch replayWatch = Stopwatch.StartNew();
+            Dictionary<string, double> replayMedians = Interleave(ReplayMethods.Select(m => (m, Body(replay, m))).ToList(), Perf_Replay.Accesses, ref sink,
+                                                                  ReplayRounds, callsPerRound: 1, ReplayWarmupCalls);
+            replayWatch.Stop();
+            replay.Cleanup();
+
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
             timings.AppendLine();
@@ -131,6 +148,17 @@ namespace FastEpt.Bench
                 timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / emulationMedians["TranslateLinear8"]:F2} |");
             }
 
+            timings.AppendLine();
+            timings.AppendLine(CultureInfo.InvariantCulture, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):");
+            timings.AppendLine();
+            timings.AppendLine("| Method | ns/access | M accesses/s | time vs ParseBinary |");
+            timings.AppendLine("| --- | ---: | ---: | ---: |");
+            foreach (string m in ReplayMethods)
+            {
+                double ns = replayMedians[m];
+                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / replayMedians["ParseBinary"]:F2} |");
+            }
+
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
             Func<Footprint, string, double?>? bdn = summary is null ? null : BdnMedians(summary);
@@ -139,7 +167,9 @@ namespace FastEpt.Bench
             rows.AddRange(EvaluateWalk2D(m => walk2DMedians.TryGetValue(m, out double v) ? v : null, bdn2D));
             Func<string, double?>? bdnEmulation = emulationSummary is null ? null : BdnMediansOf(emulationSummary, typeof(Perf_Emulation));
             rows.AddRange(EvaluateEmulation(m => emulationMedians.TryGetValue(m, out double v) ? v : null, bdnEmulation));
-            string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null);
+            Func<string, double?>? bdnReplay = replaySummary is null ? null : BdnMediansOf(replaySummary, typeof(Perf_Replay));
+            rows.AddRange(EvaluateReplay(m => replayMedians.TryGetValue(m, out double v) ? v : null, bdnReplay));
+            string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null || bdnReplay is not null);
             Console.WriteLine();
             Console.WriteLine(table);
             string notes = Notes(medians, dram.TlbPages, walk2DGuest, emulationGuest);
@@ -169,6 +199,13 @@ namespace FastEpt.Bench
                         guest = emulationGuest,
                         accessesPerSample = CallsPerRound * Perf_Emulation.Ops,
                         nsPerAccess = EmulationMethods.Select(m => new { method = m, ns = emulationMedians[m] }),
+                    },
+                    replay = new
+                    {
+                        trace = Perf_Replay.Describe,
+                        accessesPerSample = Perf_Replay.Accesses,
+                        rounds = ReplayRounds,
+                        nsPerAccess = ReplayMethods.Select(m => new { method = m, ns = replayMedians[m] }),
                     },
                     goals = rows.Select(r => new { goal = r.Name, measured = r.Measured, bdn = r.Bdn, target = r.Target, atLeast = r.AtLeast, met = r.Met, detail = r.Detail }),
                 };
@@ -223,33 +260,43 @@ namespace FastEpt.Bench
             _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
         };
 
-        // Times one group interleaved: each contender warmed up, then once per round (CallsPerRound
+        private static Func<ulong> Body(Perf_Replay r, string method) => method switch
+        {
+            "ParseBinary" => () => (ulong)r.ParseBinary(),
+            "ReplayBinary" => () => (ulong)r.ReplayBinary(),
+            "ParseLackey" => () => (ulong)r.ParseLackey(),
+            "ReplayLackey" => () => (ulong)r.ReplayLackey(),
+            _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
+        };
+
+        // Times one group interleaved: each contender warmed up, then once per round (callsPerRound
         // calls of opsPerCall addresses) in a rotating order; returns each one's median ns per address.
-        private static Dictionary<string, double> Interleave(List<(string Method, Func<ulong> Body)> group, int opsPerCall, ref ulong sink)
+        private static Dictionary<string, double> Interleave(List<(string Method, Func<ulong> Body)> group, int opsPerCall, ref ulong sink,
+                                                             int rounds = Rounds, int callsPerRound = CallsPerRound, int warmupCalls = WarmupCalls)
         {
             foreach (var c in group)
             {
-                for (int i = 0; i < WarmupCalls; i++)
+                for (int i = 0; i < warmupCalls; i++)
                 {
                     sink += c.Body();       // tiering: reach the optimized code before timing
                 }
             }
 
-            double[][] samples = group.Select(_ => new double[Rounds]).ToArray();
-            for (int round = 0; round < Rounds; round++)
+            double[][] samples = group.Select(_ => new double[rounds]).ToArray();
+            for (int round = 0; round < rounds; round++)
             {
                 for (int k = 0; k < group.Count; k++)
                 {
                     int c = (k + round) % group.Count;     // rotate: no contender always follows the same one
                     Func<ulong> body = group[c].Body;
                     long start = Stopwatch.GetTimestamp();
-                    for (int r = 0; r < CallsPerRound; r++)
+                    for (int r = 0; r < callsPerRound; r++)
                     {
                         sink += body();
                     }
 
                     long ticks = Stopwatch.GetTimestamp() - start;
-                    samples[c][round] = ticks * 1e9 / Stopwatch.Frequency / (CallsPerRound * (double)opsPerCall);
+                    samples[c][round] = ticks * 1e9 / Stopwatch.Frequency / (callsPerRound * (double)opsPerCall);
                 }
             }
 
@@ -257,7 +304,7 @@ namespace FastEpt.Bench
             for (int c = 0; c < group.Count; c++)
             {
                 Array.Sort(samples[c]);
-                medians[group[c].Method] = samples[c][Rounds / 2];
+                medians[group[c].Method] = samples[c][rounds / 2];
             }
 
             return medians;
@@ -367,6 +414,24 @@ namespace FastEpt.Bench
             ];
         }
 
+        // The replay rows: the issue's two throughput goals (M accesses/s, parse + translate),
+        // then the cost of translating as a multiple of parsing alone (informational).
+        private static List<GoalRow> EvaluateReplay(Func<string, double?> ns, Func<string, double?>? bdn)
+        {
+            static double? Rate(Func<string, double?> f, string m) => f(m) is double t ? 1e3 / t : null;
+            string Ns(string m) => ns(m) is double v ? v.ToString("F2", CultureInfo.InvariantCulture) + " ns" : "n/a";
+            GoalRow Throughput(string name, string m, string parse, double target)
+                => new(name, Rate(ns, m), bdn is null ? null : Rate(bdn, m), target, true, $"{m} {Ns(m)} per access ({parse} alone {Ns(parse)})");
+
+            return
+            [
+                Throughput("Binary trace replay (parse + translate + statistics), M accesses/s", "ReplayBinary", "ParseBinary", 50),
+                Throughput("Lackey text trace replay (parse + translate + statistics), M accesses/s", "ReplayLackey", "ParseLackey", 5),
+                InfoRow(ns, bdn, "Binary trace: replay / parse alone, time per access", "ReplayBinary", "ParseBinary"),
+                InfoRow(ns, bdn, "Lackey text trace: replay / parse alone, time per access", "ReplayLackey", "ParseLackey"),
+            ];
+        }
+
         // An informational row (Target null): time(a) / time(b), from `ns` and from BDN's.
         private static GoalRow InfoRow(Func<string, double?> ns, Func<string, double?>? bdn, string name, string a, string b)
         {
@@ -411,6 +476,9 @@ namespace FastEpt.Bench
             sb.AppendLine($"Emulated accesses ({emulationGuest}): each is one instruction, LinearRead or LinearWrite of 8 bytes then Complete(); every page "
                 + "of an access is translated by GetPageFromGva (a 2D walk under the p2m read lock) and a RAM page referenced while it is copied; a crossing "
                 + "access translates two pages. TranslateLinear8 walks the RAM reads' addresses. The emulation rows (Target -, Met info) have no target.");
+            sb.AppendLine($"Trace replay ({Perf_Replay.Describe}): each call opens the trace file, builds the replay guest and replays every access with "
+                + "the report's statistics (per-page counts, walk depth, working set, heat map); the two throughput rows are the issue's absolute goals "
+                + "for this machine class, the time ratios show what translating adds to parsing.");
             return sb.ToString();
         }
     }

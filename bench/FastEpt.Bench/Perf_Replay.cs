@@ -30,6 +30,9 @@ namespace FastEpt.Bench
         /// <summary>Accesses in the trace (each invocation replays all of them).</summary>
         public const int Accesses = 2_000_000;
 
+        /// <summary>The trace and guest in a line, for the goals table.</summary>
+        public const string Describe = "a program-shaped trace of fetches, stack and heap accesses; 64 MiB guest of 4K pages, 256-entry TLB, scalar";
+
         private string _dir = null!;
         private string _lackey = null!;
         private string _binary = null!;

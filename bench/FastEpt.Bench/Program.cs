@@ -54,7 +54,7 @@ namespace FastEpt.Bench
             {
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
-                    return Goals.Run(null, null, null, Path.Combine(resultsRoot, "ratio"));
+                    return Goals.Run(null, null, null, null, Path.Combine(resultsRoot, "ratio"));
                 }
 
                 bool quick = args.Length == 0 || args.Contains(QuickFlag);
@@ -100,7 +100,8 @@ namespace FastEpt.Bench
                     Summary? suite = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_TranslateSuite)));
                     Summary? walk2D = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Walk2D)));
                     Summary? emulation = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Emulation)));
-                    Goals.Run(suite, walk2D, emulation, outDir);
+                    Summary? replay = summaries.FirstOrDefault(s => s.BenchmarksCases.Any(c => c.Descriptor.Type == typeof(Perf_Replay)));
+                    Goals.Run(suite, walk2D, emulation, replay, outDir);
                 }
 
                 return failed ? 1 : 0;

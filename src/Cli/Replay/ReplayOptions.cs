@@ -70,6 +70,13 @@ namespace FastEpt.Cli.Replay
         /// <summary>Rows of the hot-page and hot-region tables, 1..100000 (default 20).</summary>
         public int HotN { get; set; } = 20;
 
+        /// <summary>
+        /// Whether a background task reads and decodes the trace ahead of the translation (null,
+        /// the default: when the machine has more than one logical CPU). Reports are identical
+        /// either way; tests pin both.
+        /// </summary>
+        internal bool? ReadAhead { get; set; }
+
         internal void Validate()
         {
             long align = Pages == PageMode.Size1G ? 1L << 30 : 1L << 21;

@@ -2,6 +2,7 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using System;
+using System.Buffers;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
@@ -27,9 +28,9 @@ namespace FastEpt.Cli.Replay
     {
         private const int ChunkSize = 1 << 14;
         private const int WorkingSetMaxPoints = 400;
-        private const int HeatSampleCapacity = 1 << 18;
+        // 64 x 64 heat-map cells get 16 samples each on average once a trace is sampled.
+        internal const int HeatSampleCapacity = 1 << 16;
         private const int HeatBuckets = 64;
-        private const int PageCacheSize = 1 << 12;
 
         private struct PageCounts
         {
@@ -55,10 +56,13 @@ namespace FastEpt.Cli.Replay
             Stopwatch setup = Stopwatch.StartNew();
             using ReplayGuest guest = new ReplayGuest(options);
             setup.Stop();
-            return new Engine(guest, options).Run(reader, progress, cancellationToken, setup.Elapsed);
+            using Engine engine = new Engine(guest, options);
+            return engine.Run(reader, progress, cancellationToken, setup.Elapsed);
         }
 
-        private sealed class Engine
+        // The heat samples (like ChunkSource's buffers) come from the shared array pool, so
+        // back-to-back replays do not churn the large-object heap.
+        private sealed class Engine : IDisposable
         {
             // A fault the domain resolves (Retry) is translated again, at most this many times.
             private const int MaxFaultRetries = 4;
@@ -80,15 +84,16 @@ namespace FastEpt.Cli.Replay
             private readonly long[] _viewUnresolved;
             private readonly PageCounter _pages = new();
             private readonly List<WorkingSetPoint> _workingSet = new();
-            private readonly ulong[] _heatSamples = new ulong[HeatSampleCapacity];
+            private readonly ulong[] _heatSamples = ArrayPool<ulong>.Shared.Rent(HeatSampleCapacity);
             private readonly ulong[][] _batchGpas = Array.Empty<ulong[]>();
             private readonly int[] _batchCounts = Array.Empty<int>();
             private readonly EptTranslation[] _batchResults = Array.Empty<EptTranslation>();
             private int _heatCount;
             private long _heatStride = 1;
             private long _wsInterval = 1;
-            private long _heatCountdown = 1;
-            private long _wsCountdown = 1;
+            private long _nextWorkingSet = 1;       // the access (1-based) of the next working-set sample
+            private long _nextHeat = 1;             // likewise for the heat map
+            private long _sampleCountdown = 1;      // accesses until the nearer of the two
             private long _total;
             private int _view;                      // the view the next access goes to
 
@@ -117,30 +122,43 @@ namespace FastEpt.Cli.Replay
                 }
             }
 
+            public void Dispose()
+            {
+                ArrayPool<ulong>.Shared.Return(_heatSamples);
+            }
+
             public ReplayReport Run(ITraceReader reader, Action<ReplayProgress>? progress, CancellationToken ct, TimeSpan setupTime)
             {
-                TraceAccess[] buffer = new TraceAccess[ChunkSize];
                 Stopwatch sw = Stopwatch.StartNew();
                 long lastProgressTicks = 0;
                 long progressInterval = Stopwatch.Frequency / 10;
                 bool fast = _viewCount == 1 && _options.Batch == 0;
-                int n;
-                while ((n = reader.Read(buffer)) > 0)
+                using (var source = new ChunkSource(reader, ChunkSize, _options.ReadAhead ?? Environment.ProcessorCount > 1, ct))
                 {
-                    ct.ThrowIfCancellationRequested();
-                    if (fast)
+                    while (source.TryNext(out ReadOnlySpan<TraceAccess> chunk))
                     {
-                        ReplayHostScalar(buffer.AsSpan(0, n));
-                    }
-                    else
-                    {
-                        ReplayGeneral(buffer.AsSpan(0, n));
-                    }
+                        if (fast)
+                        {
+                            SoftTlb? tlb = _guest.Tlbs[0];
+                            if (tlb is not null)
+                            {
+                                ReplayHostScalar(chunk, new TlbTranslator(tlb));
+                            }
+                            else
+                            {
+                                ReplayHostScalar(chunk, new WalkTranslator(_guest.P2ms[0]));
+                            }
+                        }
+                        else
+                        {
+                            ReplayGeneral(chunk);
+                        }
 
-                    if (progress is not null && sw.ElapsedTicks - lastProgressTicks >= progressInterval)
-                    {
-                        lastProgressTicks = sw.ElapsedTicks;
-                        progress(MakeProgress(reader, _total, sw.Elapsed));
+                        if (progress is not null && sw.ElapsedTicks - lastProgressTicks >= progressInterval)
+                        {
+                            lastProgressTicks = sw.ElapsedTicks;
+                            progress(MakeProgress(source.Position, _total, sw.Elapsed));
+                        }
                     }
                 }
 
@@ -160,24 +178,23 @@ namespace FastEpt.Cli.Replay
                     _workingSet.Add(new WorkingSetPoint(_total, _pages.Count));
                 }
 
-                progress?.Invoke(MakeProgress(reader, _total, sw.Elapsed));
+                progress?.Invoke(MakeProgress(reader.Position, _total, sw.Elapsed));
                 return BuildReport(reader, _total, sw.Elapsed, setupTime);
             }
 
-            // The common case, kept lean: one view (the host p2m), scalar translation.
+            // The common case, kept lean: one view (the host p2m), scalar translation, specialized
+            // on the translator (TLB or walk) so the loop holds no branch or call for it.
             [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-            private void ReplayHostScalar(ReadOnlySpan<TraceAccess> chunk)
+            private void ReplayHostScalar<T>(ReadOnlySpan<TraceAccess> chunk, T translator)
+                where T : struct, ITranslator
             {
-                P2m p2m = _guest.P2ms[0];
-                SoftTlb? tlb = _guest.Tlbs[0];
                 PageCounter pages = _pages;
                 ulong pageMask = _pageMask;
                 ulong guestPages = _guestPages;
                 ref long bytes = ref MemoryMarshal.GetArrayDataReference(_kindBytes);
                 ref long levels = ref MemoryMarshal.GetArrayDataReference(_leafLevels);
-                long wsCountdown = _wsCountdown;
-                long heatCountdown = _heatCountdown;
-                long total = _total;
+                long countdown = _sampleCountdown;
+                long done = _total;
                 for (int i = 0; i < chunk.Length; i++)
                 {
                     ref readonly TraceAccess a = ref chunk[i];
@@ -190,8 +207,7 @@ namespace FastEpt.Cli.Replay
                         Unsafe.Add(ref pages.Counters(page), k)++;
                         ulong gfn = pageMask != 0 ? page & pageMask : page % guestPages;
                         ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
-                        var access = (AccessKind)(1 << k);
-                        EptTranslation t = tlb is not null ? tlb.Translate(gpa, access) : p2m.Translate(gpa, access);
+                        EptTranslation t = translator.Translate(gpa, (AccessKind)(1 << k));
                         if (t.Status == EptStatus.Ok)
                         {
                             Unsafe.Add(ref levels, t.Level & 7)++;
@@ -201,24 +217,15 @@ namespace FastEpt.Cli.Replay
                             Fault(0, k, gpa, t);
                         }
 
-                        total++;
-                        if (--wsCountdown == 0)
+                        if (--countdown == 0)
                         {
-                            SampleWorkingSet(total);
-                            wsCountdown = _wsInterval;
-                        }
-
-                        if (--heatCountdown == 0)
-                        {
-                            SampleHeat(page);
-                            heatCountdown = _heatStride;
+                            countdown = Sample(done + i + 1, page);
                         }
                     }
                 }
 
-                _total = total;
-                _wsCountdown = wsCountdown;
-                _heatCountdown = heatCountdown;
+                _total = done + chunk.Length;
+                _sampleCountdown = countdown;
             }
 
             // Views dealt round-robin, and/or batched translation.
@@ -250,16 +257,9 @@ namespace FastEpt.Cli.Replay
                         _viewAccesses[view]++;
                         _view = view + 1 == _viewCount ? 0 : view + 1;
                         _total++;
-                        if (--_wsCountdown == 0)
+                        if (--_sampleCountdown == 0)
                         {
-                            SampleWorkingSet(_total);
-                            _wsCountdown = _wsInterval;
-                        }
-
-                        if (--_heatCountdown == 0)
-                        {
-                            SampleHeat(page);
-                            _heatCountdown = _heatStride;
+                            _sampleCountdown = Sample(_total, page);
                         }
                     }
                 }
@@ -269,6 +269,24 @@ namespace FastEpt.Cli.Replay
             {
                 SoftTlb? tlb = _guest.Tlbs[view];
                 return tlb is not null ? tlb.Translate(gpa, access) : _guest.P2ms[view].Translate(gpa, access);
+            }
+
+            // The scalar translators ReplayHostScalar is specialized on.
+            private interface ITranslator
+            {
+                EptTranslation Translate(ulong gpa, AccessKind access);
+            }
+
+            private readonly struct TlbTranslator(SoftTlb tlb) : ITranslator
+            {
+                [MethodImpl(MethodImplOptions.AggressiveInlining)]
+                public EptTranslation Translate(ulong gpa, AccessKind access) => tlb.Translate(gpa, access);
+            }
+
+            private readonly struct WalkTranslator(P2m p2m) : ITranslator
+            {
+                [MethodImpl(MethodImplOptions.AggressiveInlining)]
+                public EptTranslation Translate(ulong gpa, AccessKind access) => p2m.Translate(gpa, access);
             }
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -331,9 +349,9 @@ namespace FastEpt.Cli.Replay
                 }
             }
 
-            private static ReplayProgress MakeProgress(ITraceReader reader, long total, TimeSpan elapsed)
+            private static ReplayProgress MakeProgress((long Done, long Total) position, long total, TimeSpan elapsed)
             {
-                (long done, long all) = reader.Position;
+                (long done, long all) = position;
                 double rate = elapsed.TotalSeconds > 0 ? total / elapsed.TotalSeconds : 0;
                 return new ReplayProgress(total, done, all, rate);
             }
@@ -390,6 +408,26 @@ namespace FastEpt.Cli.Replay
                 _batchCounts[q] = 0;
             }
 
+            // Takes the samples due at access `total` (1-based), of `page`; returns the accesses
+            // until the next one.
+            [MethodImpl(MethodImplOptions.NoInlining)]
+            private long Sample(long total, ulong page)
+            {
+                if (total == _nextWorkingSet)
+                {
+                    SampleWorkingSet(total);
+                    _nextWorkingSet = total + _wsInterval;
+                }
+
+                if (total == _nextHeat)
+                {
+                    SampleHeat(page);
+                    _nextHeat = total + _heatStride;
+                }
+
+                return Math.Min(_nextWorkingSet, _nextHeat) - total;
+            }
+
             private void SampleWorkingSet(long total)
             {
                 _workingSet.Add(new WorkingSetPoint(total, _pages.Count));
@@ -424,22 +462,14 @@ namespace FastEpt.Cli.Replay
                 }
             }
 
-            private HeatMap BuildHeatMap(long total)
+            // Columns split the distinct pages touched (all of them, from the page counters) in
+            // address order; each sample lands in the column of its page's rank.
+            private HeatMap BuildHeatMap(long total, ulong[] distinct)
             {
-                if (_heatCount == 0)
+                int d = distinct.Length;
+                if (_heatCount == 0 || d == 0)
                 {
                     return new HeatMap(Array.Empty<long[]>(), Array.Empty<ulong>(), 0, _heatStride);
-                }
-
-                ulong[] distinct = _heatSamples.AsSpan(0, _heatCount).ToArray();
-                Array.Sort(distinct);
-                int d = 0;
-                for (int i = 0; i < distinct.Length; i++)
-                {
-                    if (i == 0 || distinct[i] != distinct[d - 1])
-                    {
-                        distinct[d++] = distinct[i];
-                    }
                 }
 
                 int columns = Math.Min(HeatBuckets, d);
@@ -457,13 +487,17 @@ namespace FastEpt.Cli.Replay
                     counts[r] = new long[columns];
                 }
 
+                // Page -> column, looked up once per sample (cheaper than a binary search).
+                var column = new Dictionary<ulong, int>(d);
+                for (int rank = 0; rank < d; rank++)
+                {
+                    column.Add(distinct[rank], (int)((long)rank * columns / d));
+                }
+
                 for (int j = 0; j < _heatCount; j++)
                 {
                     long accessIndex = ((j + 1) * _heatStride) - 1;
-                    int row = (int)(accessIndex / perRow);
-                    int rank = Array.BinarySearch(distinct, 0, d, _heatSamples[j]);
-                    int column = (int)((long)rank * columns / d);
-                    counts[row][column] += _heatStride;
+                    counts[(int)(accessIndex / perRow)][column[_heatSamples[j]]] += _heatStride;
                 }
 
                 return new HeatMap(counts, starts, perRow, _heatStride);
@@ -472,11 +506,14 @@ namespace FastEpt.Cli.Replay
             private ReplayReport BuildReport(ITraceReader reader, long total, TimeSpan elapsed, TimeSpan setupTime)
             {
                 Dictionary<ulong, PageCounts> regions = new();
-                List<HotSpot> pages = new(_pages.Count);
+                TopN hotPages = new(_options.HotN);
+                ulong[] distinct = new ulong[_pages.Count];
+                int nDistinct = 0;
                 long[] kindAccesses = new long[3];
                 _pages.ForEach((page, reads, writes, fetches) =>
                 {
-                    pages.Add(new HotSpot(page << EptEntry.PageBits, reads + writes + fetches, reads, writes, fetches));
+                    distinct[nDistinct++] = page;
+                    hotPages.Offer(page << EptEntry.PageBits, reads, writes, fetches);
                     ref PageCounts rc = ref CollectionsMarshal.GetValueRefOrAddDefault(regions, page >> 9, out _);
                     rc.Reads += reads;
                     rc.Writes += writes;
@@ -485,6 +522,7 @@ namespace FastEpt.Cli.Replay
                     kindAccesses[1] += writes;
                     kindAccesses[2] += fetches;
                 });
+                Array.Sort(distinct);
 
                 KindStats[] kinds = new KindStats[3];
                 for (int k = 0; k < 3; k++)
@@ -502,11 +540,10 @@ namespace FastEpt.Cli.Replay
                     }
                 }
 
-                List<HotSpot> hotRegions = new(regions.Count);
+                TopN hotRegions = new(_options.HotN);
                 foreach (KeyValuePair<ulong, PageCounts> kv in regions)
                 {
-                    PageCounts c = kv.Value;
-                    hotRegions.Add(new HotSpot(kv.Key << 21, c.Reads + c.Writes + c.Fetches, c.Reads, c.Writes, c.Fetches));
+                    hotRegions.Offer(kv.Key << 21, kv.Value.Reads, kv.Value.Writes, kv.Value.Fetches);
                 }
 
                 ViewStats[] views = new ViewStats[_viewCount];
@@ -544,21 +581,55 @@ namespace FastEpt.Cli.Replay
                     UnresolvedFaults = _viewUnresolved.Sum(),
                     Misconfigs = kinds.Sum(k => k.Misconfigs),
                     UniquePages = _pages.Count,
-                    HotPages = Top(pages, _options.HotN),
-                    HotRegions = Top(hotRegions, _options.HotN),
+                    HotPages = hotPages.ToArray(),
+                    HotRegions = hotRegions.ToArray(),
                     WorkingSet = _workingSet.ToArray(),
                     ViewStats = views,
-                    HeatMap = BuildHeatMap(total),
+                    HeatMap = BuildHeatMap(total, distinct),
                     LinesRead = reader.LinesRead,
                     MalformedCount = reader.MalformedCount,
                     FirstMalformed = reader.FirstMalformed.Take(10).ToArray(),
                 };
             }
 
-            private static HotSpot[] Top(List<HotSpot> all, int n)
+            // The n most accessed spots (ties: lower address first), kept in a bounded heap whose
+            // root is the least of them: O(spots log n), one HotSpot per winner.
+            private sealed class TopN
             {
-                all.Sort(static (a, b) => a.Accesses != b.Accesses ? b.Accesses.CompareTo(a.Accesses) : a.Address.CompareTo(b.Address));
-                return all.Take(n).ToArray();
+                private readonly int _n;
+                private readonly PriorityQueue<(ulong Address, long Reads, long Writes, long Fetches), (long Accesses, ulong Address)> _heap;
+
+                public TopN(int n)
+                {
+                    _n = n;
+                    _heap = new(n + 1, Comparer<(long Accesses, ulong Address)>.Create(static (a, b) =>
+                        a.Accesses != b.Accesses ? a.Accesses.CompareTo(b.Accesses) : b.Address.CompareTo(a.Address)));
+                }
+
+                public void Offer(ulong address, long reads, long writes, long fetches)
+                {
+                    var key = (reads + writes + fetches, address);
+                    if (_heap.Count < _n)
+                    {
+                        _heap.Enqueue((address, reads, writes, fetches), key);
+                    }
+                    else if (_heap.TryPeek(out _, out var least) && _heap.Comparer.Compare(key, least) > 0)
+                    {
+                        _heap.EnqueueDequeue((address, reads, writes, fetches), key);
+                    }
+                }
+
+                public HotSpot[] ToArray()
+                {
+                    var all = new HotSpot[_heap.Count];
+                    for (int i = all.Length - 1; i >= 0; i--)
+                    {
+                        var (a, r, w, f) = _heap.Dequeue();
+                        all[i] = new HotSpot(a, r + w + f, r, w, f);
+                    }
+
+                    return all;
+                }
             }
         }
     }
