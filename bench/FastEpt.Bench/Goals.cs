@@ -126,38 +126,12 @@ namespace FastEpt.Bench
                 timings.AppendLine(CultureInfo.InvariantCulture, $"| {c.Footprint} | {c.Method} | {ns:F2} | {1e3 / ns:F1} | {ns / scalar:F2} |");
             }
 
-            timings.AppendLine();
-            timings.AppendLine(CultureInfo.InvariantCulture, $"2D walks, random GLAs ({walk2DGuest}): medians over {Rounds} rounds of {CallsPerRound} x {Perf_Walk2D.Ops} addresses per method, interleaved ({walk2DWatch.Elapsed.TotalSeconds:F1} s):");
-            timings.AppendLine();
-            timings.AppendLine("| Method | ns/walk | M walks/s | time vs Walk1D_Scalar |");
-            timings.AppendLine("| --- | ---: | ---: | ---: |");
-            foreach (string m in Walk2DMethods)
-            {
-                double ns = walk2DMedians[m];
-                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / walk2DMedians["Walk1D_Scalar"]:F2} |");
-            }
-
-            timings.AppendLine();
-            timings.AppendLine(CultureInfo.InvariantCulture, $"Emulated 8-byte accesses, each access + Complete() ({emulationGuest}): medians over {Rounds} rounds of {CallsPerRound} x {Perf_Emulation.Ops} accesses per method, interleaved ({emulationWatch.Elapsed.TotalSeconds:F1} s):");
-            timings.AppendLine();
-            timings.AppendLine("| Method | ns/access | M accesses/s | time vs TranslateLinear8 |");
-            timings.AppendLine("| --- | ---: | ---: | ---: |");
-            foreach (string m in EmulationMethods)
-            {
-                double ns = emulationMedians[m];
-                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / emulationMedians["TranslateLinear8"]:F2} |");
-            }
-
-            timings.AppendLine();
-            timings.AppendLine(CultureInfo.InvariantCulture, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):");
-            timings.AppendLine();
-            timings.AppendLine("| Method | ns/access | M accesses/s | time vs ParseBinary |");
-            timings.AppendLine("| --- | ---: | ---: | ---: |");
-            foreach (string m in ReplayMethods)
-            {
-                double ns = replayMedians[m];
-                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / replayMedians["ParseBinary"]:F2} |");
-            }
+            AppendGroup(timings, $"2D walks, random GLAs ({walk2DGuest}): medians over {Rounds} rounds of {CallsPerRound} x {Perf_Walk2D.Ops} addresses per method, interleaved ({walk2DWatch.Elapsed.TotalSeconds:F1} s):",
+                        "walk", "walks", Walk2DMethods, walk2DMedians, "Walk1D_Scalar");
+            AppendGroup(timings, $"Emulated 8-byte accesses, each access + Complete() ({emulationGuest}): medians over {Rounds} rounds of {CallsPerRound} x {Perf_Emulation.Ops} accesses per method, interleaved ({emulationWatch.Elapsed.TotalSeconds:F1} s):",
+                        "access", "accesses", EmulationMethods, emulationMedians, "TranslateLinear8");
+            AppendGroup(timings, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):",
+                        "access", "accesses", ReplayMethods, replayMedians, "ParseBinary");
 
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
@@ -214,6 +188,22 @@ namespace FastEpt.Bench
             }
 
             return 0;
+        }
+
+        // One group's timings: a heading, then ns and millions per second of each method and its
+        // time against `baseline`.
+        private static void AppendGroup(StringBuilder timings, string heading, string unit, string units, string[] methods, Dictionary<string, double> medians, string baseline)
+        {
+            timings.AppendLine();
+            timings.AppendLine(heading);
+            timings.AppendLine();
+            timings.AppendLine(CultureInfo.InvariantCulture, $"| Method | ns/{unit} | M {units}/s | time vs {baseline} |");
+            timings.AppendLine("| --- | ---: | ---: | ---: |");
+            foreach (string m in methods)
+            {
+                double ns = medians[m];
+                timings.AppendLine(CultureInfo.InvariantCulture, $"| {m} | {ns:F2} | {1e3 / ns:F1} | {ns / medians[baseline]:F2} |");
+            }
         }
 
         private static Perf_TranslateSuite CreateSuite(Footprint footprint)
