@@ -28,6 +28,7 @@ namespace FastEpt.Cli.Commands
         internal const int DefaultTlbEntries = 256;
         internal const int DefaultBatch = 0;
         internal const int DefaultViews = 1;
+        internal const int PlainWidth = 132;
 
         public static Command Create()
         {
@@ -165,13 +166,15 @@ namespace FastEpt.Cli.Commands
                 return AnsiConsole.Console;
             }
 
-            return AnsiConsole.Create(new AnsiConsoleSettings
+            IAnsiConsole plain = AnsiConsole.Create(new AnsiConsoleSettings
             {
                 Out = new AnsiConsoleOutput(stdout),
                 Ansi = AnsiSupport.No,
                 ColorSystem = ColorSystemSupport.NoColors,
                 Interactive = InteractionSupport.No,
             });
+            plain.Profile.Width = PlainWidth;    // files and pipes have no width: keep the widest table unwrapped
+            return plain;
         }
 
         private static ReplayReport RunWithProgress(IAnsiConsole console, ITraceReader reader, ReplayOptions options, CancellationToken cancellationToken)

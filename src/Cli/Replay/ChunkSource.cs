@@ -12,18 +12,24 @@ using FastEpt.Cli.Traces;
 namespace FastEpt.Cli.Replay
 {
     /// <summary>
-    /// Hands a trace to the replay engine chunk by chunk. With read-ahead, a background task
-    /// reads and decodes the next chunks while the engine translates the current one (three
-    /// buffers cycle between them), so parsing and translating overlap on two cores; without it,
-    /// each chunk is read on the calling thread. Either way the engine sees the same chunks in
-    /// the same order.
+    /// Hands a trace to the replay engine chunk by chunk, calling a per-chunk action (the
+    /// engine's trace statistics) on each one first. With read-ahead, a background task reads,
+    /// decodes and runs the action on the next chunks while the engine translates the current
+    /// one (three buffers cycle between them), so the two halves overlap on two cores; without
+    /// it, each chunk is read and acted on by the calling thread. Either way both see the same
+    /// chunks in the same order, and the action's state belongs to one thread at a time (the
+    /// producer until it ends, then whoever disposes this).
     /// </summary>
     internal sealed class ChunkSource : IDisposable
     {
+        /// <summary>What runs on each chunk as it is read.</summary>
+        public delegate void ChunkAction(ReadOnlySpan<TraceAccess> chunk);
+
         private const int ReadAheadBuffers = 3;
 
         private readonly ITraceReader _reader;
         private readonly int _chunkSize;
+        private readonly ChunkAction _onRead;
         private readonly CancellationToken _cancellationToken;
         private readonly TraceAccess[]? _single;
         private readonly BlockingCollection<TraceAccess[]>? _free;
@@ -35,10 +41,11 @@ namespace FastEpt.Cli.Replay
 
         private readonly record struct Chunk(TraceAccess[] Buffer, int Count, long Done, long Total);
 
-        public ChunkSource(ITraceReader reader, int chunkSize, bool readAhead, CancellationToken cancellationToken)
+        public ChunkSource(ITraceReader reader, int chunkSize, bool readAhead, ChunkAction onRead, CancellationToken cancellationToken)
         {
             _reader = reader;
             _chunkSize = chunkSize;
+            _onRead = onRead;
             _cancellationToken = cancellationToken;
             if (!readAhead)
             {
@@ -60,7 +67,7 @@ namespace FastEpt.Cli.Replay
         /// <summary>Where the reader was after the chunk last returned (for progress).</summary>
         public (long Done, long Total) Position { get; private set; }
 
-        /// <summary>The next chunk; false at the end of the trace. A reader's exception is rethrown here.</summary>
+        /// <summary>The next chunk; false at the end of the trace. An exception of the reader or the action is rethrown here.</summary>
         /// <exception cref="OperationCanceledException">The replay was cancelled.</exception>
         public bool TryNext(out ReadOnlySpan<TraceAccess> chunk)
         {
@@ -76,6 +83,7 @@ namespace FastEpt.Cli.Replay
                 int n = _reader.Read(_single.AsSpan(0, _chunkSize));
                 Position = _reader.Position;
                 chunk = _single.AsSpan(0, n);
+                _onRead(chunk);
                 _done = n == 0;
                 return !_done;
             }
@@ -155,6 +163,7 @@ namespace FastEpt.Cli.Replay
                     TraceAccess[] buffer = _free!.Take(_stop!.Token);
                     int n = _reader.Read(buffer.AsSpan(0, _chunkSize));
                     (long done, long total) = _reader.Position;
+                    _onRead(buffer.AsSpan(0, n));
                     _full!.Add(new Chunk(buffer, n, done, total));
                     if (n == 0)
                     {

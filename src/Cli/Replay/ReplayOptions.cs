@@ -71,9 +71,9 @@ namespace FastEpt.Cli.Replay
         public int HotN { get; set; } = 20;
 
         /// <summary>
-        /// Whether a background task reads and decodes the trace ahead of the translation (null,
-        /// the default: when the machine has more than one logical CPU). Reports are identical
-        /// either way; tests pin both.
+        /// Whether a background task reads and decodes the trace, and gathers the trace's own
+        /// statistics, ahead of the translation (null, the default: when the machine has more than
+        /// one logical CPU). Reports are identical either way; tests pin both.
         /// </summary>
         internal bool? ReadAhead { get; set; }
 

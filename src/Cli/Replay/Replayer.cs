@@ -15,14 +15,18 @@ namespace FastEpt.Cli.Replay
 {
     /// <summary>
     /// Replays a trace through FastEpt: builds a guest of <see cref="ReplayOptions.GuestBytes"/>
-    /// mapped RWX with the requested page size, translates every access (trace address folded
-    /// into the guest modulo its size), and gathers statistics.
+    /// mapped RWX with the requested page size (and altp2m views if asked), translates every
+    /// access (trace address folded into the guest modulo its size), and gathers statistics.
     /// </summary>
     /// <remarks>
     /// All guest pages are mapped onto one small pool of host frames (the replay translates but
     /// never touches guest data), so a 4 GiB guest costs only its page tables. An access that
     /// crosses a page boundary is counted and translated once, at its start address. Hot-page
-    /// counting keeps one dictionary entry (about 40 bytes) per distinct 4 KiB trace page.
+    /// counting keeps one hash-table slot (32 bytes, at most half the table full) per distinct
+    /// 4 KiB trace page. With more than one CPU the trace is read, decoded and counted on a
+    /// background task while the calling thread translates (<see cref="ReplayOptions"/>).
+    /// A failed translation is handed to the guest's <see cref="Domain"/> as an EPT exit and the
+    /// access translated again once the domain resolved it.
     /// </remarks>
     public static class Replayer
     {
@@ -133,7 +137,8 @@ namespace FastEpt.Cli.Replay
                 long lastProgressTicks = 0;
                 long progressInterval = Stopwatch.Frequency / 10;
                 bool fast = _viewCount == 1 && _options.Batch == 0;
-                using (var source = new ChunkSource(reader, ChunkSize, _options.ReadAhead ?? Environment.ProcessorCount > 1, ct))
+                long translated = 0;
+                using (var source = new ChunkSource(reader, ChunkSize, _options.ReadAhead ?? Environment.ProcessorCount > 1, Count, ct))
                 {
                     while (source.TryNext(out ReadOnlySpan<TraceAccess> chunk))
                     {
@@ -154,10 +159,11 @@ namespace FastEpt.Cli.Replay
                             ReplayGeneral(chunk);
                         }
 
+                        translated += chunk.Length;
                         if (progress is not null && sw.ElapsedTicks - lastProgressTicks >= progressInterval)
                         {
                             lastProgressTicks = sw.ElapsedTicks;
-                            progress(MakeProgress(source.Position, _total, sw.Elapsed));
+                            progress(MakeProgress(source.Position, translated, sw.Elapsed));
                         }
                     }
                 }
@@ -182,17 +188,14 @@ namespace FastEpt.Cli.Replay
                 return BuildReport(reader, _total, sw.Elapsed, setupTime);
             }
 
-            // The common case, kept lean: one view (the host p2m), scalar translation, specialized
-            // on the translator (TLB or walk) so the loop holds no branch or call for it.
+            // The statistics of the trace itself (bytes by kind, per-page counts, working set, heat
+            // map), kept apart from translation: with read-ahead they are gathered on the reader's
+            // thread as each chunk is decoded, while the engine translates the one before.
             [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-            private void ReplayHostScalar<T>(ReadOnlySpan<TraceAccess> chunk, T translator)
-                where T : struct, ITranslator
+            private void Count(ReadOnlySpan<TraceAccess> chunk)
             {
                 PageCounter pages = _pages;
-                ulong pageMask = _pageMask;
-                ulong guestPages = _guestPages;
                 ref long bytes = ref MemoryMarshal.GetArrayDataReference(_kindBytes);
-                ref long levels = ref MemoryMarshal.GetArrayDataReference(_leafLevels);
                 long countdown = _sampleCountdown;
                 long done = _total;
                 for (int i = 0; i < chunk.Length; i++)
@@ -200,11 +203,38 @@ namespace FastEpt.Cli.Replay
                     ref readonly TraceAccess a = ref chunk[i];
                     unchecked
                     {
-                        ulong address = a.Address;
                         int k = (int)a.Kind & 3;
                         Unsafe.Add(ref bytes, k) += a.Size;
-                        ulong page = address >> EptEntry.PageBits;
+                        ulong page = a.Address >> EptEntry.PageBits;
                         Unsafe.Add(ref pages.Counters(page), k)++;
+                        if (--countdown == 0)
+                        {
+                            countdown = Sample(done + i + 1, page);
+                        }
+                    }
+                }
+
+                _total = done + chunk.Length;
+                _sampleCountdown = countdown;
+            }
+
+            // The common case, kept lean: one view (the host p2m), scalar translation, specialized
+            // on the translator (TLB or walk) so the loop holds no branch or call for it.
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            private void ReplayHostScalar<T>(ReadOnlySpan<TraceAccess> chunk, T translator)
+                where T : struct, ITranslator
+            {
+                ulong pageMask = _pageMask;
+                ulong guestPages = _guestPages;
+                ref long levels = ref MemoryMarshal.GetArrayDataReference(_leafLevels);
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    ref readonly TraceAccess a = ref chunk[i];
+                    unchecked
+                    {
+                        ulong address = a.Address;
+                        int k = (int)a.Kind & 3;
+                        ulong page = address >> EptEntry.PageBits;
                         ulong gfn = pageMask != 0 ? page & pageMask : page % guestPages;
                         ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
                         EptTranslation t = translator.Translate(gpa, (AccessKind)(1 << k));
@@ -216,16 +246,8 @@ namespace FastEpt.Cli.Replay
                         {
                             Fault(0, k, gpa, t);
                         }
-
-                        if (--countdown == 0)
-                        {
-                            countdown = Sample(done + i + 1, page);
-                        }
                     }
                 }
-
-                _total = done + chunk.Length;
-                _sampleCountdown = countdown;
             }
 
             // Views dealt round-robin, and/or batched translation.
@@ -239,9 +261,7 @@ namespace FastEpt.Cli.Replay
                     {
                         ulong address = a.Address;
                         int k = (int)a.Kind & 3;
-                        _kindBytes[k] += a.Size;
                         ulong page = address >> EptEntry.PageBits;
-                        Unsafe.Add(ref _pages.Counters(page), k)++;
                         ulong gfn = _pageMask != 0 ? page & _pageMask : page % _guestPages;
                         ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
                         int view = _view;
@@ -256,11 +276,6 @@ namespace FastEpt.Cli.Replay
 
                         _viewAccesses[view]++;
                         _view = view + 1 == _viewCount ? 0 : view + 1;
-                        _total++;
-                        if (--_sampleCountdown == 0)
-                        {
-                            _sampleCountdown = Sample(_total, page);
-                        }
                     }
                 }
             }

@@ -132,6 +132,7 @@ namespace FastEpt.Tests.Cli
             Assert.True(code == 0, stderr);
             Assert.Contains("altp2m default access RX", stdout);
             Assert.Contains("Views", stdout);
+            Assert.Contains("│ not present │ rights │ Misconfigs │ Unresolved │", stdout);   // not wrapped in a pipe
             using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(reportDir, "report.json")));
             System.Text.Json.JsonElement root = json.RootElement;
             Assert.Equal("RX", root.GetProperty("ViewAccess").GetString());
