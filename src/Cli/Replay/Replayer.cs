@@ -232,11 +232,8 @@ namespace FastEpt.Cli.Replay
                     ref readonly TraceAccess a = ref chunk[i];
                     unchecked
                     {
-                        ulong address = a.Address;
                         int k = (int)a.Kind & 3;
-                        ulong page = address >> EptEntry.PageBits;
-                        ulong gfn = pageMask != 0 ? page & pageMask : page % guestPages;
-                        ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
+                        ulong gpa = GuestAddress(a.Address, pageMask, guestPages);
                         EptTranslation t = translator.Translate(gpa, (AccessKind)(1 << k));
                         if (t.Status == EptStatus.Ok)
                         {
@@ -250,6 +247,16 @@ namespace FastEpt.Cli.Replay
                 }
             }
 
+            // A trace address folded into the guest: page modulo the guest's pages (a mask when that
+            // is a power of two), same offset.
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            private static ulong GuestAddress(ulong address, ulong pageMask, ulong guestPages)
+            {
+                ulong page = address >> EptEntry.PageBits;
+                ulong gfn = pageMask != 0 ? page & pageMask : page % guestPages;
+                return (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
+            }
+
             // Views dealt round-robin, and/or batched translation.
             private void ReplayGeneral(ReadOnlySpan<TraceAccess> chunk)
             {
@@ -259,11 +266,8 @@ namespace FastEpt.Cli.Replay
                     TraceAccess a = chunk[i];
                     unchecked
                     {
-                        ulong address = a.Address;
                         int k = (int)a.Kind & 3;
-                        ulong page = address >> EptEntry.PageBits;
-                        ulong gfn = _pageMask != 0 ? page & _pageMask : page % _guestPages;
-                        ulong gpa = (gfn << EptEntry.PageBits) | (address & EptEntry.PageMask);
+                        ulong gpa = GuestAddress(a.Address, _pageMask, _guestPages);
                         int view = _view;
                         if (batch)
                         {

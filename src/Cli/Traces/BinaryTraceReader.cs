@@ -122,25 +122,7 @@ namespace FastEpt.Cli.Traces
             return written;
         }
 
-        private void Fill()
-        {
-            if (_start > 0)
-            {
-                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
-
-            int read = _stream.Read(_buffer, _end, _buffer.Length - _end);
-            if (read == 0)
-            {
-                _eof = true;
-            }
-            else
-            {
-                _end += read;
-            }
-        }
+        private void Fill() => StreamRefill.Fill(_stream, _buffer, ref _start, ref _end, ref _eof);
 
         /// <summary>Releases the stream unless it was opened with leaveOpen.</summary>
         public void Dispose()

@@ -189,25 +189,7 @@ namespace FastEpt.Cli.Traces
             }
         }
 
-        private void Fill()
-        {
-            if (_start > 0)
-            {
-                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
-
-            int read = _stream.Read(_buffer, _end, _buffer.Length - _end);
-            if (read == 0)
-            {
-                _eof = true;
-            }
-            else
-            {
-                _end += read;
-            }
-        }
+        private void Fill() => StreamRefill.Fill(_stream, _buffer, ref _start, ref _end, ref _eof);
 
         /// <summary>Parses up to 16 hex digits at <paramref name="i"/>; false when there are none or too many.</summary>
         private protected static bool TryParseHex(ReadOnlySpan<byte> line, ref int i, out ulong value)
