@@ -4,7 +4,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using FastEpt.Internal;
-using FastEpt.Tests.Walker;
 using Xunit.Abstractions;
 
 namespace FastEpt.Tests.DomainTests
@@ -153,7 +152,7 @@ namespace FastEpt.Tests.DomainTests
             var failures = new ConcurrentQueue<Exception>();
             var clock = Stopwatch.StartNew();
             stop.CancelAfter(s_duration);
-            List<string> stuck = P2mConcurrencyTests.RunWithWatchdog(bodies, s_duration + s_watchdogGrace, failures, stop.Cancel);
+            List<string> stuck = P2mTests.P2mConcurrencyTests.RunWithWatchdog(bodies, s_duration + s_watchdogGrace, failures, stop.Cancel);
             clock.Stop();
             if (stuck.Count != 0)
             {
@@ -196,7 +195,7 @@ namespace FastEpt.Tests.DomainTests
                     {
                         P2m p = world.D.Altp2m.View(v);
                         Assert.True(p.PendingReclaimFrameCount >= 0);
-                        Assert.Equal(0, P2mConcurrencyTests.ReclaimUntilEmpty(p));
+                        Assert.Equal(0, P2mTests.P2mConcurrencyTests.ReclaimUntilEmpty(p));
                     }
                 }
 

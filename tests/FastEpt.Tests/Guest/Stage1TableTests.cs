@@ -3,7 +3,6 @@
 
 using System.Globalization;
 using System.IO;
-using FastEpt.Tests.Walker;
 
 namespace FastEpt.Tests.Guest
 {

@@ -2,7 +2,6 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using FastEpt.Interop;
-using FastEpt.Tests.Walker;
 
 namespace FastEpt.Tests.Interop
 {

@@ -5,7 +5,7 @@ using System.Globalization;
 using System.IO;
 using System.Text;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests
 {
     /// <summary>The <c>config</c> line in force for a vector (tests/Data/README.md).</summary>
     /// <param name="Levels">Paging levels, 4 or 5.</param>

@@ -3,7 +3,7 @@
 
 using System.Collections.Concurrent;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Memory
 {
     public sealed class HostMemoryTests
     {

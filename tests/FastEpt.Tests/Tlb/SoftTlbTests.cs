@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Tlb
 {
     /// <summary>
     /// The software TLB (issue 4): hits are exactly <see cref="P2m.Translate"/>'s results, superpages

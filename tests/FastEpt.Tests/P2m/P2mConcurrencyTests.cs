@@ -7,20 +7,8 @@ using System.Text;
 using FastEpt.Internal;
 using Xunit.Abstractions;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
-    /// <summary>
-    /// The concurrency and reclamation tests saturate the CPUs and depend on the process-wide
-    /// reclamation epoch (a reader in any test holds back every p2m's frees), so they run on
-    /// their own, after the parallel tests.
-    /// </summary>
-    [CollectionDefinition(Name, DisableParallelization = true)]
-    public sealed class P2mConcurrencyCollection
-    {
-        /// <summary>The collection's name.</summary>
-        public const string Name = "P2m concurrency";
-    }
-
     /// <summary>
     /// Lock-free readers against serialised writers (SPEC.md 3.1, 3.3-3.6, 3.9 last bullet):
     /// every value a reader sees must belong to a state that existed while it read, PoD

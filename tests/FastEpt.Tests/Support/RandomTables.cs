@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests
 {
     /// <summary>
     /// Random raw EPT hierarchies for differential tests: <see cref="Frames"/> host frames,

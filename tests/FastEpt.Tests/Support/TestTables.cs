@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests
 {
     /// <summary>Reads and pokes live tables directly through HostMemory, independently of the walker.</summary>
     internal static class TestTables

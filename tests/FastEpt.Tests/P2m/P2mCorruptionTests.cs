@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// Corrupted tables must never make a reader throw or leave host memory: random bit flips in

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Entries
 {
     // SPEC.md 2.4: type x access -> r/w/x (plus A/D and paging-write).
     public sealed class EptPermissionsTests

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     // The scenarios of SPEC.md 1.6 (walks) and 3.9 (set/get, splits, PoD) that apply to one p2m.
     public sealed class P2mScenarioTests : IDisposable

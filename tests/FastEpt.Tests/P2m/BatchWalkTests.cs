@@ -5,7 +5,7 @@ using System.Diagnostics;
 using System.Runtime.Intrinsics.X86;
 using Xunit.Abstractions;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// <see cref="P2m.TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/> on

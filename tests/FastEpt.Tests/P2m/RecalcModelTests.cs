@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// Random sequences of writes, global and range type changes (interrupted at random points

@@ -4,7 +4,7 @@
 using System.Runtime.InteropServices;
 using FastEpt.Internal;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// The reclamation rule (SPEC.md 3.1 (d), FastEpt decision 6), step by step: a table

@@ -3,7 +3,7 @@
 
 using System.Runtime.CompilerServices;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Entries
 {
     public sealed class EptEntryTests
     {

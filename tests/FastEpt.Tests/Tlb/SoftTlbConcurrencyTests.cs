@@ -5,7 +5,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Xunit.Abstractions;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Tlb
 {
     /// <summary>
     /// INVEPT semantics under concurrency (issue 4): a writer remaps, restricts, splits, merges and

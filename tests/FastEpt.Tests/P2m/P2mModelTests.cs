@@ -3,7 +3,7 @@
 
 using System.Text;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// Model-based randomized test of <see cref="P2m"/>. Seeded streams of SetEntry, GetEntry

@@ -4,7 +4,7 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.Diagnostics
 {
     /// <summary>
     /// The <c>FastEpt</c> meter (issue 9): a <see cref="MeterListener"/> sees exact counts of

@@ -3,7 +3,7 @@
 
 using System.IO;
 
-namespace FastEpt.Tests.Walker
+namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// <see cref="P2m.Translate"/> against the hand-derived vectors in tests/Data/translate*.txt
