@@ -6,7 +6,7 @@ using FastEpt.Internal;
 namespace FastEpt
 {
     /// <summary>
-    /// The alternate p2m views of a <see cref="Domain"/> (SPEC.md 4). View 0 is always the host
+    /// The alternate p2m views of a <see cref="Domain"/> (docs/model/altp2m.md §4). View 0 is always the host
     /// p2m; alternate views are 1..<see cref="DomainOptions.AltViews"/>, each a full EPT hierarchy
     /// over the same host memory that is filled lazily from the host on faults.
     /// </summary>
@@ -231,7 +231,7 @@ namespace FastEpt
         public P2mAccess DefaultAccess(int view) => View(view).DefaultAccess;
 
         /// <summary>
-        /// Sets the access of one GFN in a view (SPEC.md 4.6; 5.3 for view 0). In an alternate view
+        /// Sets the access of one GFN in a view (docs/model/altp2m.md §4.6; 5.3 for view 0). In an alternate view
         /// that lacks the GFN the host entry is copied first (the whole host superpage when the view
         /// has nothing there, with the view's default access and suppress-#VE set), then the 4 KiB
         /// entry is set, splitting as needed. The host p2m never changes for a view &gt; 0.
@@ -320,7 +320,7 @@ namespace FastEpt
         }
 
         /// <summary>
-        /// Sets the suppress-#VE bit of one GFN (SPEC.md 4.6). A view that lacks the GFN gets a
+        /// Sets the suppress-#VE bit of one GFN (docs/model/altp2m.md §4.6). A view that lacks the GFN gets a
         /// 4 KiB copy of the host entry (with the view's default access) carrying the new bit: the
         /// 2019 fix that lets a fresh view be configured before it was ever populated. View 0 sets
         /// the host entry, which must exist (FastEpt: no empty entry carrying only the bit).
@@ -361,7 +361,7 @@ namespace FastEpt
         }
 
         /// <summary>
-        /// Reads the effective suppress-#VE bit of one GFN: the view's entry, or (FastEpt decision 3)
+        /// Reads the effective suppress-#VE bit of one GFN: the view's entry, or (docs/model/README.md §0.3)
         /// the host entry when the view lacks the GFN. <paramref name="suppress"/> is true (the
         /// default) when the result is <see cref="P2mStatus.NoEntry"/>.
         /// </summary>
@@ -381,7 +381,7 @@ namespace FastEpt
 
         /// <summary>
         /// Makes <paramref name="oldGfn"/> in an alternate view show the frame of
-        /// <paramref name="newGfn"/> (Xen's <c>p2m_change_altp2m_gfn</c>, SPEC.md 4.6), as a 4 KiB
+        /// <paramref name="newGfn"/> (Xen's <c>p2m_change_altp2m_gfn</c>, docs/model/altp2m.md §4.6), as a 4 KiB
         /// entry with suppress-#VE set; the view's remapped range grows to include newGfn. With
         /// <paramref name="newGfn"/> = <see cref="Mfn.Invalid"/> the remap (or any entry) at oldGfn
         /// is removed from the view.
@@ -438,7 +438,7 @@ namespace FastEpt
             }
 
             // A failure here (out of table frames) throws after undoing any partial work; Xen
-            // reported success (SPEC.md 4.6 QUIRK).
+            // reported success (docs/model/altp2m.md §4.6 QUIRK).
             s.P2m.SetEntryHeld(oldGfn, mfn, PageOrder.Size4K, type, access, FastEpt.SuppressVe.Set);
             s.Remapped.Add(oldGfn);
             s.MinRemapped = Math.Min(s.MinRemapped, newGfn);
@@ -463,7 +463,7 @@ namespace FastEpt
         // ---- fault path (called by Domain) ------------------------------------------------
 
         /// <summary>
-        /// Lazy copy (SPEC.md 4.3 step 2): with the host, list and view locks held, an empty view
+        /// Lazy copy (docs/model/altp2m.md §4.3 step 2): with the host, list and view locks held, an empty view
         /// entry over a host mapping receives the host mapping at min(view hole order, host order)
         /// with the view's default access. Returns true when it copied.
         /// </summary>
@@ -490,7 +490,7 @@ namespace FastEpt
 
         internal P2m ViewLocked(int view) => view == 0 ? _host : _views[view].P2m!;
 
-        // ---- propagation (SPEC.md 4.5), host lock held -----------------------------------
+        // ---- propagation (docs/model/altp2m.md §4.5), host lock held -----------------------------------
 
         void IHostChangeObserver.OnHostChange(ulong gfn, int order, ulong mfn, P2mType type, P2mAccess access, in P2mEntry before)
         {
@@ -636,7 +636,7 @@ namespace FastEpt
         // ---- helpers ---------------------------------------------------------------------
 
         // Xen's altp2m_get_effective_entry with the FastEpt fixes: the host fallback gives the
-        // view's default access in both the superpage and the 4K case (SPEC.md 4.4 QUIRK), and the
+        // view's default access in both the superpage and the 4K case (docs/model/altp2m.md §4.4 QUIRK), and the
         // superpage is copied only where the view holds nothing (never over the view's own entries).
         // `access` (when given) is the access the caller will set: checked before anything changes.
         private P2mStatus EffectiveLocked(ViewState s, ulong gfn, bool prepopulate, P2mAccess? access,

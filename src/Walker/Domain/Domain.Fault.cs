@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // The EPT-violation handler: Xen's hvm_hap_nested_page_fault order of events (SPEC.md 4.3),
+    // The EPT-violation handler: Xen's hvm_hap_nested_page_fault order of events (docs/model/altp2m.md §4.3),
     // p2m_mem_access_check (5.2) and software #VE (4.7).
     public sealed unsafe partial class Domain
     {
@@ -296,7 +296,7 @@ namespace FastEpt
             return faulting.Translate(gpa, kind).Status == EptStatus.Ok ? FaultOutcome.Retry : FaultOutcome.Unhandled;
         }
 
-        // SPEC.md 4.7: software #VE. The information page is claimed through its semaphore with
+        // docs/model/altp2m.md §4.7: software #VE. The information page is claimed through its semaphore with
         // one compare-exchange, so two vCPUs (or the guest) never both own it.
         private bool TryDeliverVe(Vcpu vcpu, int view, P2m faulting, ulong gpa, AccessKind kind, ulong qual, ulong gla)
         {

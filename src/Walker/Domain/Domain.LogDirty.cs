@@ -6,7 +6,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // Log-dirty tracking end to end (SPEC.md 3.7): a global type change marks the p2m lazily, a
+    // Log-dirty tracking end to end (docs/model/p2m.md §3.7): a global type change marks the p2m lazily, a
     // walk misconfigures on a marked path (HandleEptMisconfig resolves it), a write to a
     // log-dirty page faults, the fault handler marks the GFN dirty and makes it RamRw again.
     public sealed partial class Domain

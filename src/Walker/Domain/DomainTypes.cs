@@ -94,7 +94,7 @@ namespace FastEpt
     }
 
     /// <summary>
-    /// One message on <see cref="Domain.MemAccessEvents"/>: a mem_access violation (SPEC.md 5.2) or
+    /// One message on <see cref="Domain.MemAccessEvents"/>: a mem_access violation (docs/model/mem-access.md §5.2) or
     /// a view reset notification.
     /// </summary>
     /// <param name="Id">Sequence number, unique per domain (start at 1).</param>

@@ -3,7 +3,7 @@
 
 namespace FastEpt
 {
-    /// <summary>The mem_access violation table (SPEC.md 5.1) and the rights of each <see cref="P2mAccess"/>.</summary>
+    /// <summary>The mem_access violation table (docs/model/mem-access.md §5.1) and the rights of each <see cref="P2mAccess"/>.</summary>
     public static class MemAccessRules
     {
         /// <summary>
@@ -28,7 +28,7 @@ namespace FastEpt
             => ((uint)kind & 7u & ~Rights(access)) != 0;
 
         /// <summary>
-        /// Whether mem_access explains a failed translation (SPEC.md 5.4, the get-page-from-GVA
+        /// Whether mem_access explains a failed translation (docs/model/mem-access.md §5.4, the get-page-from-GVA
         /// check): rwx/rw never; n/n2rwx/x always; w/wx only for reads; r/r_pw/rx/rx2rw only for writes.
         /// </summary>
         public static bool ExplainsFailure(P2mAccess access, bool write) => access switch

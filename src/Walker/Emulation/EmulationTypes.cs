@@ -23,7 +23,7 @@ namespace FastEpt
         Unhandleable,
     }
 
-    /// <summary>The class of an emulated access: each class has its own MMIO cache entries (FastEpt decision 7).</summary>
+    /// <summary>The class of an emulated access: each class has its own MMIO cache entries (docs/model/README.md §0.7).</summary>
     public enum AccessTag
     {
         /// <summary>An instruction operand.</summary>

@@ -10,7 +10,7 @@ namespace FastEpt
 {
     /// <summary>
     /// Emulated linear-memory accesses of one vCPU, one instruction at a time (Xen's hvm/emulate.c
-    /// with the 2025 page-split fixes, SPEC.md section 6 and FastEpt decision 7): accesses of 1 to
+    /// with the 2025 page-split fixes, docs/model/mmio-cache.md and docs/model/README.md §0.7): accesses of 1 to
     /// 64 bytes at any linear address, split at page boundaries, each piece going to guest RAM or
     /// to the <see cref="IMmioDevice"/> that owns its GPA by its own translation, with an MMIO
     /// cache that makes device retries safe.

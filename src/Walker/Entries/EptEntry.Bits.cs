@@ -6,7 +6,7 @@ namespace FastEpt
     public readonly partial struct EptEntry
     {
         // Bit layout of one EPT paging-structure entry, numbered as in the Intel SDM (Vol. 3C,
-        // 29.3.2) plus the software fields Xen keeps in the ignored bits (SPEC.md 1.1).
+        // 29.3.2) plus the software fields Xen keeps in the ignored bits (docs/model/ept.md §1.1).
 
         /// <summary>Bit 0: read allowed.</summary>
         public const int ReadShift = 0;

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     /// <summary>
     /// One 64-bit EPT paging-structure entry with Intel's hardware bits and Xen's software fields
-    /// (SPEC.md 1.1). Immutable and exactly 8 bytes: build a new value with the <c>With…</c>
+    /// (docs/model/ept.md §1.1). Immutable and exactly 8 bytes: build a new value with the <c>With…</c>
     /// methods and publish it whole; never edit a live entry field by field.
     /// </summary>
     /// <remarks>No property validates anything: a value may hold reserved or out-of-range bits,

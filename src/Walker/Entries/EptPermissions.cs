@@ -5,7 +5,7 @@ namespace FastEpt
 {
     /// <summary>
     /// Turns a p2m type and access into the hardware bits of a leaf (Xen's
-    /// <c>ept_p2m_type_to_flags</c>, SPEC.md 2.3). Pure functions; thread-safe.
+    /// <c>ept_p2m_type_to_flags</c>, docs/model/types.md §2.3). Pure functions; thread-safe.
     /// </summary>
     public static class EptPermissions
     {
@@ -30,12 +30,12 @@ namespace FastEpt
         /// <summary>
         /// True when <paramref name="access"/> on <paramref name="type"/> would produce
         /// write-without-read (rwx 010 or 110), an EPT misconfiguration: FastEpt rejects it
-        /// wherever an access is set (SPEC.md "FastEpt decisions" 3).
+        /// wherever an access is set (docs/model/README.md §0.3).
         /// </summary>
         public static bool IsWriteWithoutRead(P2mType type, P2mAccess access)
             => (access == P2mAccess.W || access == P2mAccess.WX) && IsReadableType(type);
 
-        /// <summary>True for types whose base permissions include read (SPEC.md 2.3 step 1).</summary>
+        /// <summary>True for types whose base permissions include read (docs/model/types.md §2.3 step 1).</summary>
         public static bool IsReadableType(P2mType type) => type switch
         {
             P2mType.RamRw or P2mType.IoreqServer or P2mType.MmioDirect or P2mType.RamLogDirty

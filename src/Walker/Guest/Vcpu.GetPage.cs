@@ -34,7 +34,7 @@ namespace FastEpt
         /// excluded, lock-free readers unaffected) the address is translated as the CPU would
         /// (<see cref="TranslateLinear"/>, which itself takes no lock) and, when the access is
         /// allowed and the frame is allocated guest RAM, referenced.</para>
-        /// <para><b>mem_access fallback</b> (SPEC.md 5.4), only when the fast path met an EPT
+        /// <para><b>mem_access fallback</b> (docs/model/mem-access.md §5.4), only when the fast path met an EPT
         /// violation and <see cref="Domain.MemAccessEnabled"/> is set. It is entered with no lock
         /// held: the linear address is resolved by the failed walk itself when stage 1 completed,
         /// else by a software stage-1 walk whose guest-memory reads take the p2m read locks
@@ -180,7 +180,7 @@ namespace FastEpt
 
         // The guest-memory accessor of the software walk (Xen's access_guest_memory_by_gpa): it
         // looks the GFN up and reads guest RAM under read locks it takes itself, so it must be
-        // entered with no lock held (SPEC.md 5.4). EPT access rights do not apply: it is the
+        // entered with no lock held (docs/model/mem-access.md §5.4). EPT access rights do not apply: it is the
         // hypervisor reading, not the guest.
         internal bool TryReadGuestUInt64(int view, ulong gpa, out ulong value)
         {
@@ -219,7 +219,7 @@ namespace FastEpt
         }
 
         // The CPU's way: every paging-structure access translated through the EPT view, A/D set by
-        // compare-exchange where EPT grants write (SPEC.md 1.5).
+        // compare-exchange where EPT grants write (docs/model/ept.md §1.5).
         private readonly struct EptTableAccess : IGuestTableAccess
         {
             private readonly P2m _ept;

@@ -20,7 +20,7 @@ namespace FastEpt
         /// 2M/1G pages, accessed/dirty flags set with a compare-exchange on the guest entry. Each
         /// paging-structure read, each A/D write and the final access go through the vCPU's current
         /// EPT view; an EPT failure is reported with qualification bit 7 set and bit 8 clear for a
-        /// paging-structure access, both set for the final access (SPEC.md 1.5).
+        /// paging-structure access, both set for the final access (docs/model/ept.md §1.5).
         /// </summary>
         /// <param name="gla">The linear address.</param>
         /// <param name="pfec">The access: <see cref="PageFaultErrorCode.Write"/>, <see cref="PageFaultErrorCode.User"/>,

@@ -86,7 +86,7 @@ namespace FastEpt
 
         /// <summary>
         /// Enables software #VE with the information page at <paramref name="veInfoGfn"/> (Xen's
-        /// <c>altp2m_vcpu_enable_ve</c>, SPEC.md 4.7).
+        /// <c>altp2m_vcpu_enable_ve</c>, docs/model/altp2m.md §4.7).
         /// </summary>
         /// <exception cref="ArgumentOutOfRangeException">The GFN is beyond the host p2m's address width.</exception>
         /// <exception cref="ArgumentException">The GFN is not plain guest RAM (RamRw or RamLogDirty) in the host p2m.</exception>

@@ -9,12 +9,12 @@ namespace FastEpt.Internal
     /// <see cref="CheckOrder"/> is set, throwing at the offending acquisition with both lock names.
     /// </summary>
     /// <remarks>
-    /// <para>Ranks follow Xen's mm-locks order (SPEC.md 3.1): host p2m 16 &lt; altp2m list 32 &lt;
+    /// <para>Ranks follow Xen's mm-locks order (docs/model/p2m.md §3.1): host p2m 16 &lt; altp2m list 32 &lt;
     /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
     /// dirty log 54,
     /// vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
-    /// these. No lock is held across a call that translates or copies guest memory (SPEC.md 5.4):
+    /// these. No lock is held across a call that translates or copies guest memory (docs/model/mem-access.md §5.4):
     /// <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
     /// <para>Writer preference is deliberate: it is the lock shape that turned Xen's recursive
     /// read acquisition in get_page_from_gva into a deadlock (a new reader waits while a writer is

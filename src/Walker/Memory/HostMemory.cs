@@ -21,7 +21,7 @@ namespace FastEpt
     /// say. A <see cref="Span{T}"/> from <see cref="Frame"/> must not be used after
     /// <see cref="Dispose"/>.
     /// </remarks>
-    public sealed unsafe class HostMemory : IDisposable
+    public sealed unsafe partial class HostMemory : IDisposable
     {
         /// <summary>The pattern freed frames are filled with when poisoning is on (tests).
         /// Read as an EPT entry it is present with reserved bits set and an unknown type.</summary>

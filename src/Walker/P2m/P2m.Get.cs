@@ -8,7 +8,7 @@ namespace FastEpt
     public sealed unsafe partial class P2m
     {
         /// <summary>
-        /// Looks up what <paramref name="gfn"/> maps to (Xen's <c>get_entry</c>, SPEC.md 3.5).
+        /// Looks up what <paramref name="gfn"/> maps to (Xen's <c>get_entry</c>, docs/model/p2m.md §3.5).
         /// A hole reads as <see cref="Mfn.Invalid"/>/<see cref="P2mType.MmioDm"/>/<see cref="P2mAccess.N"/>
         /// with the order of the level where the walk stopped. A populate-on-demand entry reads
         /// as <see cref="P2mType.PopulateOnDemand"/>; with <see cref="P2mQuery.Alloc"/> it is

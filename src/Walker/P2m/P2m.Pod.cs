@@ -7,7 +7,7 @@ namespace FastEpt
 {
     public sealed unsafe partial class P2m
     {
-        // Xen's p2m_pod_demand_populate (SPEC.md 3.6). Returns true when the caller should read
+        // Xen's p2m_pod_demand_populate (docs/model/p2m.md §3.6). Returns true when the caller should read
         // again (populated, re-marked smaller, or someone else populated first), false when the
         // cache cannot back the entry. Every step is one SetEntryLocked, so a racing reader sees
         // the PoD entry or its replacement, never a hole.

@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // Lazy type recalculation (SPEC.md 3.7): a type change over a large range marks entries with
+    // Lazy type recalculation (docs/model/p2m.md §3.7): a type change over a large range marks entries with
     // memory type 7 (a misconfiguration for the CPU) and the recalc bit; GetEntry reports the new
     // type at once, and ResolveMisconfig rewrites a marked path when a walk stumbles on it.
     public sealed unsafe partial class P2m

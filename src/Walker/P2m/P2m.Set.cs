@@ -9,8 +9,8 @@ namespace FastEpt
     {
         /// <summary>
         /// Maps (or, with <see cref="P2mType.Invalid"/>, removes) the 2^order frames at
-        /// <paramref name="gfn"/> (Xen's <c>ept_set_entry</c>, SPEC.md 3.3, with FastEpt's fixes).
-        /// r/w/x come from the type and access (SPEC.md 2.3), the memory type from
+        /// <paramref name="gfn"/> (Xen's <c>ept_set_entry</c>, docs/model/p2m.md §3.3, with FastEpt's fixes).
+        /// r/w/x come from the type and access (docs/model/types.md §2.3), the memory type from
         /// <see cref="P2mOptions.EmtPolicy"/>. A smaller order inside a superpage splits it (all
         /// the way down, as Xen does); a superpage over a table replaces the table, whose frames
         /// are freed once no reader can still be in them.

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     /// <summary>
     /// Told about every entry the host p2m writes, with the host's writer lock held (Xen's
-    /// <c>p2m_altp2m_propagate_change</c> hook, SPEC.md 4.5).
+    /// <c>p2m_altp2m_propagate_change</c> hook, docs/model/altp2m.md §4.5).
     /// </summary>
     internal interface IHostChangeObserver
     {
@@ -76,7 +76,7 @@ namespace FastEpt
         /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to
         /// <paramref name="gpa"/>: allowed when the EPT allows a write, or when the leaf is readable
         /// and carries the paging-write bit (58) with <see cref="P2mOptions.PagingWriteSupported"/>
-        /// (the r_pw access, SPEC.md 2.2). Returns the translation of the access.
+        /// (the r_pw access, docs/model/types.md §2.2). Returns the translation of the access.
         /// </summary>
         internal EptTranslation TranslatePagingWrite(ulong gpa, AccessKind kind)
         {

@@ -48,7 +48,7 @@ namespace FastEpt
         private readonly EptPermissions.Inputs _inputs;
         private readonly IEmtPolicy _emt;
 
-        // Misconfiguration masks (SPEC.md 1.4), precomputed from the options.
+        // Misconfiguration masks (docs/model/ept.md §1.4), precomputed from the options.
         private readonly ulong _nonLeafReserved;   // bits 6:3 and 51:MAXPHYADDR
         private readonly ulong _leafReserved1;     // PTE: 51:MAXPHYADDR
         private readonly ulong _leafReserved2;     // 2M PDE: also 20:12
@@ -74,7 +74,7 @@ namespace FastEpt
         {
         }
 
-        // Alternate views use the altp2m-view lock rank (SPEC.md 3.1), so that a host update can
+        // Alternate views use the altp2m-view lock rank (docs/model/p2m.md §3.1), so that a host update can
         // hold the host lock while it propagates into the views.
         internal P2m(HostMemory memory, P2mOptions? options, int lockRank, string lockName)
         {
@@ -109,7 +109,7 @@ namespace FastEpt
             _tableLimit = (ulong)memory.FrameCount << EptEntry.PageBits;
 
             Pod = new PodCache(memory);
-            _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (SPEC.md 1.2)
+            _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (docs/model/ept.md §1.2)
             _tables.Add(_rootMfn);
             RegisterForTlbInvalidation(this);
         }

@@ -4,7 +4,7 @@
 namespace FastEpt
 {
     /// <summary>
-    /// Chooses a leaf's EPT memory type (Xen's <c>epte_get_entry_emt</c>, SPEC.md 1.3).
+    /// Chooses a leaf's EPT memory type (Xen's <c>epte_get_entry_emt</c>, docs/model/ept.md §1.3).
     /// </summary>
     public interface IEmtPolicy
     {
@@ -19,7 +19,7 @@ namespace FastEpt
 
     /// <summary>
     /// The policy of a domain with no passed-through device: write-back with PAT ignored for
-    /// everything but MMIO, which is uncacheable (SPEC.md 1.3 rules 1, 2 and 4).
+    /// everything but MMIO, which is uncacheable (docs/model/ept.md §1.3 rules 1, 2 and 4).
     /// </summary>
     public sealed class DefaultEmtPolicy : IEmtPolicy
     {
@@ -77,7 +77,7 @@ namespace FastEpt
         /// <summary>The access given to intermediate entries and to frames populated on demand.</summary>
         public P2mAccess DefaultAccess { get; set; } = P2mAccess.RWX;
 
-        /// <summary>Page-modification logging is on: log-dirty 4 KiB leaves stay writable (SPEC.md 2.3).</summary>
+        /// <summary>Page-modification logging is on: log-dirty 4 KiB leaves stay writable (docs/model/types.md §2.3).</summary>
         public bool PmlEnabled { get; set; }
 
         /// <summary>The CPU honours the EPT paging-write bit (bit 58), used by <see cref="P2mAccess.R_PW"/>.</summary>

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     /// <summary>
     /// The populate-on-demand cache of one p2m: free 2 MiB and 4 KiB frames that back PoD
-    /// entries on first access (SPEC.md 3.6). Thread-safe; its lock ranks after the p2m's.
+    /// entries on first access (docs/model/p2m.md §3.6). Thread-safe; its lock ranks after the p2m's.
     /// </summary>
     public sealed class PodCache
     {

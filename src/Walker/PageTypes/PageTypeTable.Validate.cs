@@ -3,7 +3,7 @@
 
 namespace FastEpt
 {
-    // Type references, promotion and demotion (SPEC.md 7.2-7.6). The XSA-299 invariants, for a
+    // Type references, promotion and demotion (docs/model/page-types.md §7.2-7.6). The XSA-299 invariants, for a
     // page-table frame that is validated or partial and not owned by an operation in flight:
     // entries [0, nr) hold one general and one type reference on their child; the entry at nr
     // holds one general reference iff PTF_partial_set is recorded; a partial frame holds one
@@ -265,7 +265,7 @@ namespace FastEpt
             return outcome;
         }
 
-        // L1 validation is not preemptible and undoes itself on failure (SPEC.md 7.4).
+        // L1 validation is not preemptible and undoes itself on failure (docs/model/page-types.md §7.4).
         private Outcome PromoteL1(ulong mfn)
         {
             for (int i = 0; i < EntriesPerTable; i++)

@@ -9,7 +9,7 @@ namespace FastEpt
     /// <summary>
     /// Reference counts and types of guest stage-1 page-table frames held in
     /// <see cref="HostMemory"/>, validated the way Xen validates a PV guest's page tables
-    /// (SPEC.md section 7 and "FastEpt decisions" 8): taking a frame as an L2..L4 table validates
+    /// (docs/model/page-types.md and docs/model/README.md §0.8): taking a frame as an L2..L4 table validates
     /// each present entry's child as the next level down, recursively, and the work can be
     /// preempted and resumed at any entry while the XSA-299 invariants hold.
     /// </summary>

@@ -5,7 +5,7 @@ namespace FastEpt
 {
     /// <summary>
     /// What a host frame is used as, for <see cref="PageTypeTable"/> (Xen's <c>PGT_*</c> type in
-    /// <c>type_info</c>, SPEC.md 7.1). A frame has one type at a time while it holds type
+    /// <c>type_info</c>, docs/model/page-types.md §7.1). A frame has one type at a time while it holds type
     /// references; page-table types and <see cref="Writable"/> exclude each other.
     /// </summary>
     public enum PageType
@@ -32,7 +32,7 @@ namespace FastEpt
     /// <summary>
     /// One frame's bookkeeping in a <see cref="PageTypeTable"/>, read by
     /// <see cref="PageTypeTable.GetState"/> (Xen's <c>count_info</c>, <c>type_info</c>,
-    /// <c>nr_validated_ptes</c> and <c>partial_flags</c>, SPEC.md 7.1).
+    /// <c>nr_validated_ptes</c> and <c>partial_flags</c>, docs/model/page-types.md §7.1).
     /// </summary>
     /// <remarks>
     /// The type fields come from one atomic read and are consistent with each other;

@@ -7,7 +7,7 @@ using System.Runtime.CompilerServices;
 namespace FastEpt.Tests.Diagnostics
 {
     /// <summary>
-    /// The <c>FastEpt</c> meter (issue 9): a <see cref="MeterListener"/> sees exact counts of
+    /// The <c>FastEpt</c> meter (docs/architecture.md, "Metrics"): a <see cref="MeterListener"/> sees exact counts of
     /// translations, violations, misconfigurations, software-TLB hits and misses, splits and
     /// entry writes, and nothing advances while no listener observes the meter.
     /// </summary>

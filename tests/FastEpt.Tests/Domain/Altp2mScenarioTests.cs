@@ -3,7 +3,7 @@
 
 namespace FastEpt.Tests.DomainTests
 {
-    // SPEC.md 4.8 scenarios, adapted to view 0 = host (FastEpt decision 5), plus lifecycle and
+    // docs/model/altp2m.md §4.8 scenarios, adapted to view 0 = host (docs/model/README.md §0.5), plus lifecycle and
     // bad-input behaviour of Domain and Altp2m.
     public sealed class Altp2mScenarioTests : IDisposable
     {
@@ -314,7 +314,7 @@ namespace FastEpt.Tests.DomainTests
             Assert.Equal(P2mStatus.Ok, Alt.GetSuppressVe(v1, 0x50, out bool s1));
             Assert.False(s1);
 
-            // FastEpt decision 3: an empty view answers from the host entry (Xen: -ESRCH).
+            // docs/model/README.md §0.3: an empty view answers from the host entry (Xen: -ESRCH).
             Host.SetEntry(0x51, 0x151, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RW, SuppressVe.Clear);
             Assert.Equal(P2mStatus.Ok, Alt.GetSuppressVe(v2, 0x51, out bool s2));
             Assert.False(s2);
@@ -328,7 +328,7 @@ namespace FastEpt.Tests.DomainTests
         [Fact]
         public void SuppressVe_HostFallback_UsesViewDefaultAccessNotHosts()
         {
-            // SPEC.md 4.4 QUIRK fixed: the 4K host fallback gives the view's default access, as the
+            // docs/model/altp2m.md §4.4 QUIRK fixed: the 4K host fallback gives the view's default access, as the
             // superpage case and a lazy copy do, not the host entry's.
             Host.SetEntry(0x50, 0x150, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RW);
             int v = Alt.CreateView(P2mAccess.RX);
@@ -340,7 +340,7 @@ namespace FastEpt.Tests.DomainTests
         public void SuppressVe_View0_RequiresHostEntry()
         {
             Assert.Equal(P2mStatus.NoEntry, Alt.SetSuppressVe(0, 0x70, false));
-            Assert.False(Host.GetEntry(0x70).IsMapped);    // no empty entry carrying only the bit (SPEC.md 4.6 QUIRK)
+            Assert.False(Host.GetEntry(0x70).IsMapped);    // no empty entry carrying only the bit (docs/model/altp2m.md §4.6 QUIRK)
             Host.SetEntry(0x70, 0x170, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
             Assert.Equal(P2mStatus.Ok, Alt.SetSuppressVe(0, 0x70, false));
             Assert.False(Host.GetEntry(0x70).SuppressVe);
@@ -465,7 +465,7 @@ namespace FastEpt.Tests.DomainTests
                 hog.Add(small.AllocateFrame());
             }
 
-            // Xen returned 0 when the final set failed (SPEC.md 4.6 QUIRK); FastEpt reports it.
+            // Xen returned 0 when the final set failed (docs/model/altp2m.md §4.6 QUIRK); FastEpt reports it.
             Assert.Throws<InsufficientMemoryException>(() => d.Altp2m.ChangeGfn(v, 0x10, 0x20));
             Assert.False(d.Altp2m.View(v).GetEntry(0x10).IsMapped);
             Assert.Equal((ulong.MaxValue, 0UL), d.Altp2m.RemappedRange(v));

@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace FastEpt.Tests.DomainTests
 {
     /// <summary>
-    /// altp2m under concurrency (SPEC.md 3.1, 4.3-4.6): view operations, host updates with their
+    /// altp2m under concurrency (docs/model/p2m.md §3.1, 4.3-4.6): view operations, host updates with their
     /// propagation, EPT-violation handling and lock-free readers on every view race each other.
     /// A watchdog turns a deadlock into a failure, every reader observation must decode to a
     /// frame the host or a recorded remap could have put there, and the lock-order checker (on

@@ -3,7 +3,7 @@
 
 namespace FastEpt.Tests.DomainTests
 {
-    // SPEC.md 5.5 (mem_access) and the software #VE scenarios of 4.8, through Domain.HandleEptViolation.
+    // docs/model/mem-access.md §5.5 (mem_access) and the software #VE scenarios of 4.8, through Domain.HandleEptViolation.
     public sealed class MemAccessTests : IDisposable
     {
         private const ulong Gfn = 0x40;

@@ -13,7 +13,7 @@ using Xunit.Sdk;
 namespace FastEpt.Tests.Emulation
 {
     /// <summary>
-    /// Randomized test of <see cref="HvmEmulation"/>'s MMIO split-access cache (SPEC.md section 6):
+    /// Randomized test of <see cref="HvmEmulation"/>'s MMIO split-access cache (docs/model/mmio-cache.md):
     /// seeded streams of instructions of 1 to 3 operands (reads, writes and compare-exchanges of 1
     /// to 64 bytes at linear addresses around page boundaries) run against random layouts of guest
     /// RAM and MMIO pages, in flat mode and in 4-level long mode (random linear page -> GFN maps,
@@ -27,13 +27,13 @@ namespace FastEpt.Tests.Emulation
     /// <para>After every instruction: the read buffers, compare-exchange outcomes and the bytes
     /// found, guest RAM and the device's backing bytes all equal a one-pass reference (the
     /// operands applied once, in order, to a byte model of the window); the device saw each MMIO
-    /// byte of each operand exactly once over all passes, in exactly the chunk sequence of SPEC.md
-    /// 6.3 (per page piece: the largest power of two that fits, at most 8, never growing), each
+    /// byte of each operand exactly once over all passes, in exactly the chunk sequence of docs/model/mmio-cache.md
+    /// §6.3 (per page piece: the largest power of two that fits, at most 8, never growing), each
     /// request routed to the device that owns its page; a request answered Retry is re-issued
     /// unchanged as the very next device request; the cache holds one entry per MMIO operand with
     /// the expected skip and size; after <see cref="HvmEmulation.Complete"/> it holds none and no
     /// guest frame keeps a page reference. With the asynchronous device every pass completes
-    /// exactly one request (SPEC.md 6.8). The device itself checks that each request is 1, 2, 4 or
+    /// exactly one request (docs/model/mmio-cache.md §6.8). The device itself checks that each request is 1, 2, 4 or
     /// 8 bytes, within one page and within its own pages. In a
     /// sample of instructions the whole instruction runs once more before Complete() and must
     /// issue no device request at all and produce the same results.</para>
@@ -91,7 +91,7 @@ namespace FastEpt.Tests.Emulation
         [InlineData(64, new[] { 8, 8, 8, 8, 8, 8, 8, 8 })]
         public void ReferenceChunking_MatchesSpecSequences(int size, int[] chunks)
         {
-            // The model's chunking (SPEC.md 6.3) against the spec's literal examples.
+            // The model's chunking (docs/model/mmio-cache.md §6.3) against the spec's literal examples.
             Span<int> got = stackalloc int[64];
             int count = Harness.Chunks(size, got);
             Assert.Equal(chunks, got[..count].ToArray());
@@ -220,7 +220,7 @@ namespace FastEpt.Tests.Emulation
                 $"{_mmioOps} MMIO operands ({_crossingOps} crossing a page), {_cmpxchgSucceeded} RAM exchanges done, {_cmpxchgDegraded} degraded, " +
                 $"{_reruns} re-runs after success, {_rejected} generated instructions rejected";
 
-            /// <summary>The sizes of the device requests for one operand piece (SPEC.md 6.3), in order.</summary>
+            /// <summary>The sizes of the device requests for one operand piece (docs/model/mmio-cache.md §6.3), in order.</summary>
             public static int Chunks(int size, Span<int> sizes)
             {
                 int c = 8;
@@ -814,7 +814,7 @@ namespace FastEpt.Tests.Emulation
                 }
             }
 
-            // The device saw exactly the chunk sequence of SPEC.md 6.3 for each operand's MMIO
+            // The device saw exactly the chunk sequence of docs/model/mmio-cache.md §6.3 for each operand's MMIO
             // pieces, in operand order, each byte once; every Retry was re-issued unchanged next.
             private void CheckDeviceLog()
             {
@@ -885,7 +885,7 @@ namespace FastEpt.Tests.Emulation
                     Fail($"the device completed {done} requests, expected {_expectedChunks.Count}; first missing {Show(_expectedChunks[done])}");
                 }
 
-                // An asynchronous device model (SPEC.md 6.8): each re-execution replays what is
+                // An asynchronous device model (docs/model/mmio-cache.md §6.8): each re-execution replays what is
                 // finished and issues exactly one new request, which is answered Retry again.
                 if (_retryRate == Asynchronous && (_log.Count != 2 * done || _pass != done + 1))
                 {
@@ -1042,7 +1042,7 @@ namespace FastEpt.Tests.Emulation
 
             // The page-crossing phase: an 8-byte MMIO operand at page offset o (0xFF9..0xFFF) of
             // page P, continuing on page Q of another device, is split (4096 - o) + (o - 4088)
-            // bytes; e.g. o = 0xFFA: 4 at P+0xFFA, 2 at P+0xFFE, 2 at Q+0 (SPEC.md 6.8).
+            // bytes; e.g. o = 0xFFA: 4 at P+0xFFA, 2 at P+0xFFE, 2 at Q+0 (docs/model/mmio-cache.md §6.8).
             private void CheckPageCrossingLiterally()
             {
                 int t = 0;

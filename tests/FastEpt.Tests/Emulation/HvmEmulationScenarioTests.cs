@@ -6,8 +6,8 @@ using FastEpt.Tests.Guest;
 namespace FastEpt.Tests.Emulation
 {
     /// <summary>
-    /// <see cref="HvmEmulation"/>: every SPEC.md 6.8 scenario, RAM/MMIO splits on reads, writes and
-    /// compare-exchange, FastEpt decision 7's tagged entries, faults and bad input. Linear page 1
+    /// <see cref="HvmEmulation"/>: every docs/model/mmio-cache.md §6.8 scenario, RAM/MMIO splits on reads, writes and
+    /// compare-exchange, docs/model/README.md §0.7's tagged entries, faults and bad input. Linear page 1
     /// (0x1000) and page 2 (0x2000) are mapped per test; 0x1FFA + 8 crosses between them.
     /// </summary>
     public sealed class HvmEmulationScenarioTests
@@ -273,7 +273,7 @@ namespace FastEpt.Tests.Emulation
         [Fact]
         public void SelectorThenDescriptorAtOneAddress_SeparateEntriesByTag()
         {
-            // Decision 7: a 2-byte selector operand and the 8-byte descriptor (implicit supervisor
+            // docs/model/README.md §0.7: a 2-byte selector operand and the 8-byte descriptor (implicit supervisor
             // read) at the same address, with an asynchronous device: both complete, each byte of
             // each access read once.
             (ScenarioGuest g, ScenarioDevice dev, HvmEmulation emu) = Setup(P, Q, async: true);

@@ -17,7 +17,7 @@ namespace FastEpt.Tests.Entries
         [Fact]
         public void Encode_RwxWbIpatAdMfnRamRwAccess7Sve_MatchesSpecWord()
         {
-            // SPEC.md 1.6: r=w=x=1, emt=6, ipat=1, sp=0, a=d=1, mfn=0x12345, type 0, access 7, sve 1.
+            // docs/model/ept.md §1.6: r=w=x=1, emt=6, ipat=1, sp=0, a=d=1, mfn=0x12345, type 0, access 7, sve 1.
             EptEntry e = new EptEntry(0).WithRwx(true, true, true).WithMemoryType(6).WithIgnorePat(true)
                 .WithAccessed(true).WithDirty(true).WithMfn(0x12345).WithType(P2mType.RamRw)
                 .WithAccess(P2mAccess.RWX).WithSuppressVe(true);

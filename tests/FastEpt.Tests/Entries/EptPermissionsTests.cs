@@ -3,7 +3,7 @@
 
 namespace FastEpt.Tests.Entries
 {
-    // SPEC.md 2.4: type x access -> r/w/x (plus A/D and paging-write).
+    // docs/model/types.md §2.4: type x access -> r/w/x (plus A/D and paging-write).
     public sealed class EptPermissionsTests
     {
         private static EptEntry Flags(P2mType type, P2mAccess access, bool superPage = false, P2mOptions? options = null, ulong mfn = 0x1000)

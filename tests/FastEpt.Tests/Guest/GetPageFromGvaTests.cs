@@ -6,7 +6,7 @@ using FastEpt.Internal;
 namespace FastEpt.Tests.Guest
 {
     /// <summary>
-    /// <see cref="Vcpu.GetPageFromGva"/> (SPEC.md 5.4): the fast CPU-style path under the p2m read
+    /// <see cref="Vcpu.GetPageFromGva"/> (docs/model/mem-access.md §5.4): the fast CPU-style path under the p2m read
     /// lock, the mem_access fallback entered unlocked, page references, and the seed deadlock
     /// scenario with a writer queued on a writer-preferring lock.
     /// </summary>
@@ -15,7 +15,7 @@ namespace FastEpt.Tests.Guest
         private const ulong Gla = TwoDimensionalGuest.Gla;
         private const ulong QualFinal = 0x100;
 
-        // Independent statements of SPEC.md 2.3 (EPT rights of an access on RamRw) and 5.4
+        // Independent statements of docs/model/types.md §2.3 (EPT rights of an access on RamRw) and 5.4
         // (whether mem_access explains a failure), written out here rather than taken from the library.
         private static readonly Dictionary<P2mAccess, string> Rights = new()
         {
@@ -337,7 +337,7 @@ namespace FastEpt.Tests.Guest
         [Fact]
         public async Task SeedScenario_WriterQueuedWhileTheFastPathHoldsTheReadLock_FallbackCompletes()
         {
-            // SPEC.md 5.5: writer-preferring lock, a writer queued, mem_access on, a GVA whose fast
+            // docs/model/mem-access.md §5.5: writer-preferring lock, a writer queued, mem_access on, a GVA whose fast
             // translation fails. The fallback reads guest page tables through an accessor that takes
             // the read lock itself; it must not still hold it (Xen before 0012ae8afb did: deadlock).
             // Not `using`: after a deadlock, disposing would wait for the stuck reader forever; the

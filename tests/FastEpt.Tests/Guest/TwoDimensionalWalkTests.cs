@@ -5,7 +5,7 @@ namespace FastEpt.Tests.Guest
 {
     /// <summary>
     /// The 2D walk of <see cref="Vcpu.TranslateLinear"/>: every guest paging-structure read, every
-    /// A/D write and the final access go through the vCPU's EPT view (SPEC.md 1.5; SDM Vol. 3C
+    /// A/D write and the final access go through the vCPU's EPT view (docs/model/ept.md §1.5; SDM Vol. 3C
     /// 29.3.3.2 and table 28-7). Exact exit qualifications: bits 0-2 the access, 3-5 the EPT
     /// rights of the GPA (0 when not present), 7 = linear address valid, 8 = final translation
     /// (1) or guest paging-structure access (0). With EPTP A/D every paging-structure access is a
@@ -278,7 +278,7 @@ namespace FastEpt.Tests.Guest
         {
             using TwoDimensionalGuest g = new(ad: false);
 
-            // Memory type 2 is reserved in an EPT leaf (SPEC.md 1.4 rule 7).
+            // Memory type 2 is reserved in an EPT leaf (docs/model/ept.md §1.4 rule 7).
             g.PokeEptLeaf(TwoDimensionalGuest.TableGfn(level), e => (e & ~0x38UL) | (2UL << 3));
             ulong[] before = g.Entries();
 
@@ -496,13 +496,13 @@ namespace FastEpt.Tests.Guest
         [InlineData(true)]
         public void PagingWriteBit_LetsTheWalkersAccessedWriteThrough(bool ad)
         {
-            // SPEC.md 1.5 / 2.2: A/D writes by the walker count as writes "except where pw permits
+            // docs/model/ept.md §1.5 / 2.2: A/D writes by the walker count as writes "except where pw permits
             // them"; r_pw gives a read-only page the paging-write bit on a CPU that has it.
             using TwoDimensionalGuest g = new(ad, pagingWrite: true);
             g.SetAccess(0, TwoDimensionalGuest.PtGfn, P2mAccess.R_PW);
             ulong epte = g.Memory.ReadUInt64(g.EptLeafHpa(TwoDimensionalGuest.PtGfn));
             Assert.Equal(1UL, epte & 7);                 // r only ...
-            Assert.NotEqual(0UL, epte & (1UL << 58));    // ... with paging-write (SPEC.md 1.1, 2.3)
+            Assert.NotEqual(0UL, epte & (1UL << 58));    // ... with paging-write (docs/model/ept.md §1.1, 2.3)
             ulong[] before = g.Entries();
 
             GuestTranslation r = g.Walk(Gla, Sw);

@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt.Tests.Internal
 {
-    // The lock-order checker of SPEC.md "FastEpt decisions" 6; always on in these tests.
+    // The lock-order checker of docs/model/README.md §0.6; always on in these tests.
     public sealed class OrderedLockTests
     {
         private static T WithChecking<T>(Func<T> body)

@@ -7,7 +7,7 @@ using FastEpt.Internal;
 namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
-    /// The reclamation rule (SPEC.md 3.1 (d), FastEpt decision 6), step by step: a table
+    /// The reclamation rule (docs/model/p2m.md §3.1 (d), docs/model/README.md §0.6), step by step: a table
     /// unlinked while a reader may be inside it stays allocated and intact until that reader
     /// leaves, then is freed (and, with poisoning on, overwritten). Readers are parked inside
     /// <see cref="Epoch"/> sections on their own threads, so every interleaving is forced.

@@ -4,7 +4,7 @@
 namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
-    /// Every programmer error named in API.md ("Errors") and SPEC.md 3.3/3.9 throws the named
+    /// Every programmer error named in API.md ("Errors") and docs/model/p2m.md §3.3/3.9 throws the named
     /// exception with the right parameter name and changes nothing: every table frame, every
     /// counter and the allocator state are compared before and after. Running out of frames
     /// mid-operation throws <see cref="InsufficientMemoryException"/> with all partial work undone.
@@ -100,7 +100,7 @@ namespace FastEpt.Tests.P2mTests
         [Fact]
         public void SetEntry_MapForeignAbove4K_ThrowsOutOfRangeAndChangesNothing()
         {
-            // SPEC.md 3.3 step 1: map_foreign only at target 0.
+            // docs/model/p2m.md §3.3 step 1: map_foreign only at target 0.
             AssertRejected<ArgumentOutOfRangeException>("order", () => _p2m.SetEntry(0x200, 0x200, PageOrder.Size2M, P2mType.MapForeign, P2mAccess.RWX));
             AssertRejected<ArgumentOutOfRangeException>("order", () => _p2m.SetEntry(0x40000, 0, PageOrder.Size1G, P2mType.MapForeign, P2mAccess.RWX));
         }
@@ -478,7 +478,7 @@ namespace FastEpt.Tests.P2mTests
         [Fact]
         public void SetEntry_SplitRunsOutOfFramesAtThe300thTable_ThrowsAndKeepsThe1GMapping()
         {
-            // SPEC.md 3.9: a 4K set inside a 1G page needs 1 + 512 tables; only 299 frames are free.
+            // docs/model/p2m.md §3.9: a 4K set inside a 1G page needs 1 + 512 tables; only 299 frames are free.
             const long Guest = 1L << 18;
             using HostMemory memory = new HostMemory((Guest + 2 + 299) << 12);
             Assert.Equal(0UL, memory.AllocateFrames(Guest));
@@ -551,7 +551,7 @@ namespace FastEpt.Tests.P2mTests
         {
             // API.md: "Running out of frames mid-operation throws InsufficientMemoryException
             // after undoing any partial work". Xen raises max_mapped_pfn only after a successful
-            // store (SPEC.md 3.3 step 7); a failed set must not leave it raised, or holes below
+            // store (docs/model/p2m.md §3.3 step 7); a failed set must not leave it raised, or holes below
             // the failed GFN change the order they report.
             using HostMemory memory = new HostMemory(2 << 12);
             memory.AllocateFrames(1);

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
-    /// Lock-free readers against serialised writers (SPEC.md 3.1, 3.3-3.6, 3.9 last bullet):
+    /// Lock-free readers against serialised writers (docs/model/p2m.md §3.1, 3.3-3.6, 3.9 last bullet):
     /// every value a reader sees must belong to a state that existed while it read, PoD
     /// populators that race allocate once, and concurrent table creation neither loses a
     /// mapping nor leaks a frame.
@@ -51,7 +51,7 @@ namespace FastEpt.Tests.P2mTests
         private const ulong NoGfn = ulong.MaxValue;
 
         // Every (type, access) a test ever writes, with the leaf r/w/x it must produce
-        // (SPEC.md 2.3; written out here rather than computed by the library under test).
+        // (docs/model/types.md §2.3; written out here rather than computed by the library under test).
         private static readonly Combo[] s_combos =
         [
             new(P2mType.RamRw, P2mAccess.RWX, 0b111),

@@ -6,7 +6,7 @@ namespace FastEpt.Tests.P2mTests
     /// <summary>
     /// Corrupted tables must never make a reader throw or leave host memory: random bit flips in
     /// live root, middle and leaf tables (seeded, with and without A/D), then deterministic
-    /// corruptions whose outcome the SDM fixes (SPEC.md 1.4: misconfiguration rules; API.md:
+    /// corruptions whose outcome the SDM fixes (docs/model/ept.md §1.4: misconfiguration rules; API.md:
     /// "table pointers outside host memory give Misconfig").
     /// </summary>
     public sealed class P2mCorruptionTests

@@ -9,7 +9,7 @@ namespace FastEpt.Tests.P2mTests
     /// Model-based randomized test of <see cref="P2m"/>. Seeded streams of SetEntry, GetEntry
     /// (plain and populate-on-demand) and Translate run over a 4 GiB guest-physical window that
     /// straddles a PML4E boundary, and after every operation a sample of GFNs is compared with a
-    /// per-GFN reference model that implements SPEC.md 2.3 and 3.3-3.6 in the most direct way.
+    /// per-GFN reference model that implements docs/model/types.md §2.3 and 3.3-3.6 in the most direct way.
     /// </summary>
     /// <remarks>
     /// The model knows nothing about tables: it keeps, for each 4 KiB GFN, the frame, type, access,
@@ -54,7 +54,7 @@ namespace FastEpt.Tests.P2mTests
         public void SetEntry_RamRwAccessNAtMfnZero_ReadsAsHoleLikeXen()
         {
             // Type 0, access 0, frame 0 and no permission bits make an all-zero word, which Xen's
-            // validity predicate (SPEC.md 1.1) calls "not valid": the model relies on this.
+            // validity predicate (docs/model/ept.md §1.1) calls "not valid": the model relies on this.
             using HostMemory memory = new HostMemory(64 << 20);
             using P2m p2m = new P2m(memory);
             p2m.SetEntry(0x1000, 0, PageOrder.Size4K, P2mType.RamRw, P2mAccess.N, SuppressVe.Clear);
@@ -66,7 +66,7 @@ namespace FastEpt.Tests.P2mTests
             Assert.Equal(0UL, p2m.MaxMappedPfn);
         }
 
-        // SPEC.md 2.3 step 1 with the default options (no A/D, no PML, no ioreq claim, no
+        // docs/model/types.md §2.3 step 1 with the default options (no A/D, no PML, no ioreq claim, no
         // read-only MMIO): the r/w/x a type grants, as r = 1, w = 2, x = 4.
         private static int BaseRwx(P2mType type) => type switch
         {
@@ -77,7 +77,7 @@ namespace FastEpt.Tests.P2mTests
             _ => 0b000,
         };
 
-        // SPEC.md 2.3 step 2: the bits an access leaves standing (it only ever clears).
+        // docs/model/types.md §2.3 step 2: the bits an access leaves standing (it only ever clears).
         private static int AccessMask(P2mAccess access) => access switch
         {
             P2mAccess.N or P2mAccess.N2RWX => 0b000,
@@ -142,7 +142,7 @@ namespace FastEpt.Tests.P2mTests
                 Cell head = _cells[first];
                 if (head.Mapped && head.Order > order)
                 {
-                    // SPEC.md 3.4: the covering superpage is split all the way down to the target
+                    // docs/model/p2m.md §3.4: the covering superpage is split all the way down to the target
                     // order; every child keeps its frame, type, access and suppress-#VE bit.
                     long span = 1L << head.Order;
                     long start = first & ~(span - 1);
@@ -158,7 +158,7 @@ namespace FastEpt.Tests.P2mTests
                     head = _cells[first];
                 }
 
-                // SPEC.md 3.3 step 6 with FastEpt's fix: inherit from the leaf in the target slot
+                // docs/model/p2m.md §3.3 step 6 with FastEpt's fix: inherit from the leaf in the target slot
                 // (a split child counts); a table pointer or an empty slot gives 1.
                 bool inherited = !(head.Mapped && head.Order == order) || head.SuppressVe;
                 bool sve = mode switch
@@ -189,7 +189,7 @@ namespace FastEpt.Tests.P2mTests
             }
 
             // RamRw (type 0) with access N (0, so no r/w/x and no memory type) at frame 0 in a PTE
-            // is the all-zero word, which is not a valid entry (SPEC.md 1.1).
+            // is the all-zero word, which is not a valid entry (docs/model/ept.md §1.1).
             private static bool IsZeroWord(int order, in Cell c)
                 => order == 0 && c.Mapped && c.Type == P2mType.RamRw && c.Access == P2mAccess.N && c.Mfn == 0;
 
@@ -414,7 +414,7 @@ namespace FastEpt.Tests.P2mTests
                 CheckAround(gfn, 0);
             }
 
-            // SPEC.md 3.6: 1G PoD is re-marked as 2M PoD; 2M is backed by a cached 2M page, else
+            // docs/model/p2m.md §3.6: 1G PoD is re-marked as 2M PoD; 2M is backed by a cached 2M page, else
             // (if the cache holds 4K pages) re-marked as 4K PoD; 4K is backed by a cached page.
             private void ApplyPopulate(ulong gfn, int order, P2mEntry actual)
             {

@@ -3,7 +3,7 @@
 
 namespace FastEpt.Tests.P2mTests
 {
-    // The scenarios of SPEC.md 1.6 (walks) and 3.9 (set/get, splits, PoD) that apply to one p2m.
+    // The scenarios of docs/model/ept.md §1.6 (walks) and 3.9 (set/get, splits, PoD) that apply to one p2m.
     public sealed class P2mScenarioTests : IDisposable
     {
         // 5 GiB of lazily committed host memory: frames up to 0x140000 exist (the spec's 1G case).
@@ -164,7 +164,7 @@ namespace FastEpt.Tests.P2mTests
         [Fact]
         public void Translate_PdpteReadExecuteOnly_WriteViolationQualification0x2A()
         {
-            // SPEC.md 1.6: PML4E 111, PDPTE 101, PDE 111, PTE 111, write -> bits 1 and 3|5 = 0x2A.
+            // docs/model/ept.md §1.6: PML4E 111, PDPTE 101, PDE 111, PTE 111, write -> bits 1 and 3|5 = 0x2A.
             MapOne4K(0x10, 0x500);
             TestTables.Write(_p2m, 0x10, 3, TestTables.Read(_p2m, 0x10, 3).WithRwx(true, false, true).Raw);
             EptTranslation t = _p2m.Translate(0x10123, AccessKind.Write);
@@ -285,7 +285,7 @@ namespace FastEpt.Tests.P2mTests
         [Fact]
         public void SetEntry_4KInside2MWithClearedSve_InheritKeepsSuperpageSve()
         {
-            // FastEpt fix (SPEC decisions 3): Xen's split loses suppress_ve=0 under Inherit.
+            // FastEpt fix (docs/model/README.md §0.3): Xen's split loses suppress_ve=0 under Inherit.
             _p2m.SetEntry(0x200, 0x80000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Clear);
             _p2m.SetEntry(0x2AB, 0x999, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
             Assert.False(_p2m.GetEntry(0x2AB).SuppressVe);

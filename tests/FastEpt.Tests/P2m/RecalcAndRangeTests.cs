@@ -4,7 +4,7 @@
 namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
-    /// Lazy recalculation (SPEC.md 3.7 and the 3.9 recalc scenarios), log-dirty end to end, and
+    /// Lazy recalculation (docs/model/p2m.md §3.7 and the 3.9 recalc scenarios), log-dirty end to end, and
     /// the preemptible range operations interrupted at every step.
     /// </summary>
     public sealed class RecalcAndRangeTests
@@ -113,7 +113,7 @@ namespace FastEpt.Tests.P2mTests
         [Fact]
         public void MixedSuperpage_SplitOnResolve_EachPartItsType()
         {
-            // SPEC 3.9: log-dirty range [0x200, 0x2FF], global off, a 2M RamRw page at 0x200,
+            // docs/model/p2m.md §3.9: log-dirty range [0x200, 0x2FF], global off, a 2M RamRw page at 0x200,
             // recalculate all, then a misconfiguration at 0x250.
             using var memory = new HostMemory(4096L * 4096);
             using var p2m = new P2m(memory);

@@ -6,7 +6,7 @@ namespace FastEpt.Tests.P2mTests
     /// <summary>
     /// Random sequences of writes, global and range type changes (interrupted at random points
     /// and resumed), misconfiguration resolution and relinquishing, against a per-GFN reference
-    /// model of SPEC.md 3.7: each GFN has a stored type and a "marked" flag; a marked changeable
+    /// model of docs/model/p2m.md §3.7: each GFN has a stored type and a "marked" flag; a marked changeable
     /// GFN reads as log-dirty or RamRw by the log-dirty state; resolving a marked GFN settles its
     /// whole 512-GFN block; a write settles the block of its GFN first, then stores unmarked.
     /// </summary>

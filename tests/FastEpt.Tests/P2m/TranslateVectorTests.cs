@@ -7,7 +7,7 @@ namespace FastEpt.Tests.P2mTests
 {
     /// <summary>
     /// <see cref="P2m.Translate"/> against the hand-derived vectors in tests/Data/translate*.txt
-    /// (format: tests/Data/README.md; rules: SPEC.md 1.4/1.5 and the SDM's EPT chapter). Each
+    /// (format: tests/Data/README.md; rules: docs/model/ept.md §1.4/1.5 and the SDM's EPT chapter). Each
     /// case runs on a fresh 64-frame host memory whose root table is MFN 0, with the entries
     /// written straight into the frames, and all four result fields are compared.
     /// </summary>

@@ -9,7 +9,7 @@ namespace FastEpt.Tests.PageTypes
     /// An independent recount of every reference a <see cref="PageTypeTable"/> should hold,
     /// derived only from the guest entries in host memory, each frame's recorded progress
     /// (validated, partial, nr_validated, partial_flags) and what the test holds itself; then
-    /// compared with every frame's counts. It encodes the XSA-299 invariants (SPEC.md 7.2):
+    /// compared with every frame's counts. It encodes the XSA-299 invariants (docs/model/page-types.md §7.2):
     /// <list type="bullet">
     /// <item>entries [0, nr) of a validated or partial table hold one general and one type reference on their child
     /// (an L1 entry: a general one on its data frame, and a writable type one when R/W is set);</item>

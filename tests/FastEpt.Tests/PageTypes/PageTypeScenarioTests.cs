@@ -4,7 +4,7 @@
 namespace FastEpt.Tests.PageTypes
 {
     /// <summary>
-    /// The scenarios of SPEC.md 7.7, adapted to FastEpt's caller protocol (no vCPU
+    /// The scenarios of docs/model/page-types.md §7.7, adapted to FastEpt's caller protocol (no vCPU
     /// old_guest_table: a failed promotion leaves the frame partial and a put cleans it up), and
     /// the general rules: writable/page-table exclusion, double puts, bad arguments.
     /// </summary>
@@ -137,7 +137,7 @@ namespace FastEpt.Tests.PageTypes
             w.AuditEmpty();
         }
 
-        // SPEC.md 7.7's L1TF case: Xen's -EINTR at entry 0 leaves nothing behind. FastEpt has no
+        // docs/model/page-types.md §7.7's L1TF case: Xen's -EINTR at entry 0 leaves nothing behind. FastEpt has no
         // L1TF check; its "nothing done" stop is a child another operation is validating, met
         // at entry 0 with the budget exhausted.
         [Fact]
@@ -177,7 +177,7 @@ namespace FastEpt.Tests.PageTypes
             w.AuditEmpty();
         }
 
-        // SPEC.md 7.4: -EINTR from a child at i > 0 becomes -ERESTART with nr = i.
+        // docs/model/page-types.md §7.4: -EINTR from a child at i > 0 becomes -ERESTART with nr = i.
         [Fact]
         public void Promotion_ChildBusyAtLaterEntry_PartialAtThatEntry()
         {
@@ -213,7 +213,7 @@ namespace FastEpt.Tests.PageTypes
             w.AuditEmpty();
         }
 
-        // Divergence: Xen decides "nothing done" by i == 0 alone (SPEC.md 7.4); with an inherited
+        // Divergence: Xen decides "nothing done" by i == 0 alone (docs/model/page-types.md §7.4); with an inherited
         // PTF_partial_set at entry 0 the entry still holds a general reference, so FastEpt keeps
         // the partial state instead of dropping it.
         [Fact]

@@ -6,7 +6,7 @@ using FastEpt.Internal;
 
 namespace FastEpt.Tests
 {
-    // The lock-order checker (SPEC.md "FastEpt decisions" 6) is on for the whole test run, Release
+    // The lock-order checker (docs/model/README.md §0.6) is on for the whole test run, Release
     // builds included: any out-of-order or re-entrant acquisition in any test throws.
     internal static class LockChecking
     {

@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace FastEpt.Tests.Tlb
 {
     /// <summary>
-    /// INVEPT semantics under concurrency (issue 4): a writer remaps, restricts, splits, merges and
+    /// INVEPT semantics under concurrency (Intel SDM Vol. 3C 29.4.3, INVEPT): a writer remaps, restricts, splits, merges and
     /// removes 2 MiB lanes while readers translate through their own <see cref="SoftTlb"/>s. Once a
     /// <see cref="P2m.SetEntry"/> has returned, no reader lookup that starts afterwards may return a
     /// translation from before it.

@@ -4,7 +4,7 @@
 namespace FastEpt.Tests.Tlb
 {
     /// <summary>
-    /// The software TLB (issue 4): hits are exactly <see cref="P2m.Translate"/>'s results, superpages
+    /// The software TLB (docs/model/ept.md, "Software TLB"): hits are exactly <see cref="P2m.Translate"/>'s results, superpages
     /// cover their range, every invalidating <see cref="P2m.SetEntry"/> is seen before it returns,
     /// bad arguments throw even for cached pages, A/D mode keeps dirty flags exact, and dynamic sizing.
     /// </summary>

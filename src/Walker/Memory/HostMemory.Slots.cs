@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    // The one seam through which code outside HostMemory reaches a 64-bit word of host memory
+    // without a pointer: the walkers, the software TLB, the guest-page-table code and the
+    // native bindings all go through these two accessors, so pointer arithmetic stays here.
+    public sealed unsafe partial class HostMemory
+    {
+        /// <summary>
+        /// The aligned 64-bit word at <paramref name="hpa"/>, for <see cref="Volatile"/> and
+        /// <see cref="Interlocked"/> access. Checked: throws if the memory is disposed, the word
+        /// is not inside host memory or <paramref name="hpa"/> is not 8-byte aligned.
+        /// </summary>
+        /// <exception cref="ArgumentOutOfRangeException">The word is outside host memory or misaligned.</exception>
+        /// <exception cref="ObjectDisposedException">The memory was disposed.</exception>
+        internal ref ulong Slot(ulong hpa)
+        {
+            if ((hpa & 7) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException_hpa(hpa, sizeof(ulong));
+            }
+
+            return ref *(ulong*)Pointer(hpa, sizeof(ulong));
+        }
+
+        /// <summary>
+        /// The 64-bit word at <paramref name="hpa"/> with no check at all: the caller has already
+        /// proved that <paramref name="hpa"/> is 8-byte aligned and inside host memory and that
+        /// the memory is not disposed (the walkers check each table pointer against
+        /// <see cref="Size"/> before they follow it).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal ref ulong DangerousSlot(ulong hpa) => ref *(ulong*)(_base + hpa);
+    }
+}
