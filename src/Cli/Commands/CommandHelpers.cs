@@ -70,6 +70,12 @@ namespace FastEpt.Cli.Commands
             return true;
         }
 
+        /// <summary>The text an option was given, or <paramref name="absent"/> when it was given none.</summary>
+        public static string Token(ArgumentResult result, string absent)
+        {
+            return result.Tokens.Count > 0 ? result.Tokens[0].Value : absent;
+        }
+
         /// <summary>A <c>--format</c> option (auto, lackey, din, binary).</summary>
         public static Option<TraceFormat> CreateFormatOption()
         {
@@ -83,7 +89,7 @@ namespace FastEpt.Cli.Commands
 
         private static TraceFormat ParseFormat(ArgumentResult result)
         {
-            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "auto";
+            string text = Token(result, "auto");
             switch (text.ToLowerInvariant())
             {
                 case "auto":

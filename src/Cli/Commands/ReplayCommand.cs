@@ -220,7 +220,7 @@ namespace FastEpt.Cli.Commands
                 DefaultValueFactory = _ => defaultValue,
                 CustomParser = result =>
                 {
-                    string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+                    string text = CommandHelpers.Token(result, string.Empty);
                     if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < minimum)
                     {
                         result.AddError($"{name} must be an integer >= {minimum} (got '{text}').");
@@ -234,7 +234,7 @@ namespace FastEpt.Cli.Commands
 
         private static P2mAccess ParseAccess(ArgumentResult result)
         {
-            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            string text = CommandHelpers.Token(result, string.Empty);
             if (text.Length == 0 || !char.IsLetter(text[0]) || !Enum.TryParse(text, ignoreCase: true, out P2mAccess access) || !Enum.IsDefined(access))
             {
                 result.AddError($"--view-access must be one of rwx, rx, r, n, rw, x, wx, w, rx2rw, n2rwx, r_pw (got '{text}').");
@@ -246,7 +246,7 @@ namespace FastEpt.Cli.Commands
 
         private static long ParseGuest(ArgumentResult result)
         {
-            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+            string text = CommandHelpers.Token(result, string.Empty);
             if (!CommandHelpers.TryParseSize(text, out long bytes) || (bytes & 4095) != 0)
             {
                 result.AddError($"Bad --guest size '{text}': expected a positive multiple of 4K, like 512M or 4G.");
@@ -258,7 +258,7 @@ namespace FastEpt.Cli.Commands
 
         private static PageMode ParsePages(ArgumentResult result)
         {
-            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "4k";
+            string text = CommandHelpers.Token(result, "4k");
             switch (text.ToLowerInvariant())
             {
                 case "4k":

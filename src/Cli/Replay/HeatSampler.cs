@@ -39,13 +39,7 @@ namespace FastEpt.Cli.Replay
             _heatSamples[_heatCount++] = page;
             if (_heatCount == Replayer.HeatSampleCapacity)
             {
-                int w = 0;
-                for (int r = 1; r < _heatCount; r += 2)
-                {
-                    _heatSamples[w++] = _heatSamples[r];
-                }
-
-                _heatCount = w;
+                _heatCount = SampleThinning.KeepEverySecond(_heatSamples.AsSpan(0, _heatCount));
                 _heatStride *= 2;
             }
         }

@@ -115,12 +115,7 @@ namespace FastEpt.Cli.Replay
             if (_workingSet.Count == WorkingSetMaxPoints)
             {
                 // Keep the points at multiples of twice the interval.
-                int w = 0;
-                for (int r = 1; r < _workingSet.Count; r += 2)
-                {
-                    _workingSet[w++] = _workingSet[r];
-                }
-
+                int w = SampleThinning.KeepEverySecond(CollectionsMarshal.AsSpan(_workingSet));
                 _workingSet.RemoveRange(w, _workingSet.Count - w);
                 _wsInterval *= 2;
             }

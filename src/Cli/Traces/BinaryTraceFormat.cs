@@ -40,6 +40,9 @@ namespace FastEpt.Cli.Traces
         /// <summary>Mask of the size in a record's second word.</summary>
         internal const uint SizeMask = 0xFFFF;
 
+        /// <summary>The I/O buffer of the binary reader and writer: about 1 MiB, whole records.</summary>
+        internal const int BufferSize = RecordSize * 87381;
+
         /// <summary>The first eight bytes of every binary trace: ASCII <c>FEPTRACE</c>.</summary>
         public static ReadOnlySpan<byte> Magic => "FEPTRACE"u8;
 

@@ -15,12 +15,10 @@ namespace FastEpt.Cli.Traces
     /// </summary>
     public sealed class BinaryTraceReader : ITraceReader
     {
-        private const int BufferSize = BinaryTraceFormat.RecordSize * 87381; // about 1 MiB, whole records
-
         private readonly Stream _stream;
         private readonly bool _leaveOpen;
         private readonly long _total;
-        private readonly byte[] _buffer = new byte[BufferSize];
+        private readonly byte[] _buffer = new byte[BinaryTraceFormat.BufferSize];
         private readonly MalformedLog _malformed = new MalformedLog();
         private int _start;
         private int _end;

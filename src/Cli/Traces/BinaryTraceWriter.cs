@@ -14,11 +14,9 @@ namespace FastEpt.Cli.Traces
     /// </summary>
     public sealed class BinaryTraceWriter : IDisposable
     {
-        private const int BufferSize = BinaryTraceFormat.RecordSize * 87381;
-
         private readonly Stream _stream;
         private readonly bool _leaveOpen;
-        private readonly byte[] _buffer = new byte[BufferSize];
+        private readonly byte[] _buffer = new byte[BinaryTraceFormat.BufferSize];
         private int _used;
         private bool _disposed;
 
