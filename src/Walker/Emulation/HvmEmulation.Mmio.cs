@@ -13,11 +13,11 @@ namespace FastEpt
         // Xen's phys_mmio_access: `buffer` is the caller's whole operand and `offset` indexes both
         // it and the cache entry. Completed bytes replay; the rest goes to the device in chunks of
         // the largest power of two that fits, at most 8, never growing again.
-        private EmulationResult PhysMmio(CacheEntry e, IMmioDevice device, ulong gpa, int size, int offset, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
+        private EmulationResult PhysMmio(MmioCache.Entry e, IMmioDevice device, ulong gpa, int size, int offset, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
         {
-            if (offset + size > _entryBytes)
+            if (offset + size > _cache.EntryBytes)
             {
-                return Fail($"Device bytes {offset}..{offset + size} of the operand exceed the {_entryBytes}-byte cache entry.");
+                return Fail($"Device bytes {offset}..{offset + size} of the operand exceed the {_cache.EntryBytes}-byte cache entry.");
             }
 
             if (offset < e.Skip)
@@ -68,7 +68,7 @@ namespace FastEpt
             return EmulationResult.Okay;
         }
 
-        private EmulationResult Replay(CacheEntry e, int offset, int n, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
+        private EmulationResult Replay(MmioCache.Entry e, int offset, int n, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
         {
             ReadOnlySpan<byte> cached = e.Buffer.AsSpan(offset, n);
             if (!write)
@@ -82,7 +82,7 @@ namespace FastEpt
                 : Fail($"The re-executed instruction writes different data to operand bytes {offset}..{offset + n} than the device already received.");
         }
 
-        private EmulationResult Issue(CacheEntry e, IMmioDevice device, ulong gpa, int n, int offset, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
+        private EmulationResult Issue(MmioCache.Entry e, IMmioDevice device, ulong gpa, int n, int offset, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write)
         {
             ulong value = 0;
             if (write)
@@ -122,60 +122,6 @@ namespace FastEpt
 
             e.Size += n;
             return EmulationResult.Okay;
-        }
-
-        private CacheEntry? Find(ulong gla, bool write, AccessTag tag)
-        {
-            for (int i = 0; i < _used; i++)
-            {
-                CacheEntry e = _entries[i];
-                if (e.Gla == gla && e.Write == write && e.Tag == tag)
-                {
-                    return e;
-                }
-            }
-
-            return null;
-        }
-
-        private CacheEntry? Create(ulong gla, bool write, AccessTag tag, int skip)
-        {
-            if (_used == _entries.Length || skip >= _entryBytes)
-            {
-                return null;
-            }
-
-            CacheEntry e = _entries[_used++];
-            e.Gla = gla;
-            e.Write = write;
-            e.Tag = tag;
-            e.Skip = skip;
-            e.Size = skip;
-            return e;
-        }
-
-        private sealed class CacheEntry
-        {
-            public CacheEntry(int bytes) => Buffer = new byte[bytes];
-
-            public byte[] Buffer { get; }
-
-            public ulong Gla { get; set; }
-
-            public bool Write { get; set; }
-
-            public AccessTag Tag { get; set; }
-
-            public int Skip { get; set; }
-
-            public int Size { get; set; }
-
-            public void Clear()
-            {
-                Array.Clear(Buffer);
-                Gla = 0;
-                Skip = Size = 0;
-            }
         }
 
         private readonly record struct Pending(bool Active, ulong Gpa, int Size, bool Write, ulong Value);

@@ -44,9 +44,7 @@ namespace FastEpt
 
         private readonly Vcpu _vcpu;
         private readonly Domain _domain;
-        private readonly CacheEntry[] _entries;
-        private readonly int _entryBytes;
-        private int _used;
+        private readonly MmioCache _cache;
         private Pending _pending;
 
         /// <summary>Creates the emulation context of <paramref name="vcpu"/>.</summary>
@@ -70,12 +68,7 @@ namespace FastEpt
 
             _vcpu = vcpu;
             _domain = vcpu.Domain;
-            _entryBytes = entryBytes;
-            _entries = new CacheEntry[cacheEntries];
-            for (int i = 0; i < cacheEntries; i++)
-            {
-                _entries[i] = new CacheEntry(entryBytes);
-            }
+            _cache = new MmioCache(cacheEntries, entryBytes);
         }
 
         /// <summary>The vCPU this context emulates for.</summary>
@@ -91,7 +84,7 @@ namespace FastEpt
         public bool LastCompareSucceeded { get; private set; }
 
         /// <summary>MMIO cache entries in use by the current instruction (Xen's mmio_cache_count).</summary>
-        public int CacheEntriesInUse => _used;
+        public int CacheEntriesInUse => _cache.Count;
 
         /// <summary>True while a device request answered <see cref="MmioResult.Retry"/> waits to be re-issued.</summary>
         public bool HasPendingRequest => _pending.Active;
@@ -138,19 +131,14 @@ namespace FastEpt
         /// </summary>
         public void Complete()
         {
-            for (int i = 0; i < _used; i++)
-            {
-                _entries[i].Clear();
-            }
-
-            _used = 0;
+            _cache.Clear();
             _pending = default;
         }
 
         /// <summary>Test view of one cache entry: whether it exists, its skip and completed size.</summary>
         internal bool TryGetCacheEntry(ulong gla, bool write, AccessTag tag, out int skip, out int size)
         {
-            CacheEntry? e = Find(gla, write, tag);
+            MmioCache.Entry? e = _cache.Find(gla, write, tag);
             skip = e?.Skip ?? 0;
             size = e?.Size ?? 0;
             return e is not null;
@@ -200,7 +188,7 @@ namespace FastEpt
 
             try
             {
-                CacheEntry? entry = Find(gla, write, tag);
+                MmioCache.Entry? entry = _cache.Find(gla, write, tag);
                 for (int p = 0; p < pieces.Count; p++)
                 {
                     ref Piece piece = ref pieces[p];
@@ -243,10 +231,10 @@ namespace FastEpt
                             break;
 
                         default:
-                            entry ??= Create(gla, write, tag, offset);
+                            entry ??= _cache.Create(gla, write, tag, offset);
                             if (entry is null)
                             {
-                                return Fail($"More than {_entries.Length} MMIO operands in one instruction.");
+                                return Fail($"More than {_cache.Capacity} MMIO operands in one instruction.");
                             }
 
                             EmulationResult r = PhysMmio(entry, piece.Device!, piece.Gpa, piece.Length, offset, readBuf, writeData, write);
