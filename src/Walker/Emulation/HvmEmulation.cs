@@ -35,7 +35,7 @@ namespace FastEpt
     /// <para>Not thread-safe: one instance per vCPU, used by the thread that runs it. Allocates
     /// nothing per access except the text of a failure.</para>
     /// </remarks>
-    public sealed unsafe partial class HvmEmulation
+    public sealed partial class HvmEmulation
     {
         /// <summary>Largest access: one 512-bit operand.</summary>
         public const int MaxAccessBytes = 64;

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     // Guest linear translation: the guest's 4- or 5-level tables (Intel SDM Vol. 3A chapter 4),
     // every paging-structure access itself translated through the vCPU's EPT view (a 2D walk).
-    public sealed unsafe partial class Vcpu
+    public sealed partial class Vcpu
     {
         private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7;
         private const ulong PteXd = 1UL << 63;

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     // Batched guest linear translation: level-synchronous stage-1 walks whose paging-structure
     // accesses and final accesses go through one batched EPT translation per level.
-    public sealed unsafe partial class Vcpu
+    public sealed partial class Vcpu
     {
         /// <summary>
         /// Translates many linear addresses with the same access. Each result equals
@@ -90,7 +90,11 @@ namespace FastEpt
                 int n = glas.Length;
                 HostMemory memory = _cpu._domain.Memory;
                 ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
-                byte* mem = memory.Base;
+                if (memory.IsDisposed)
+                {
+                    ThrowHelper.ThrowObjectDisposedException(memory);
+                }
+
                 ulong gpaLimit = _ept.GpaLimit;
 
                 int done = 0;                                        // addresses whose final GPA is in gpas[..done] order (via `active`)
@@ -161,7 +165,7 @@ namespace FastEpt
                                 continue;
                             }
 
-                            ulong pte = Volatile.Read(ref *(ulong*)(mem + t.Hpa));
+                            ulong pte = Volatile.Read(ref memory.DangerousSlot(t.Hpa));
                             bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
                             if ((pte & (PtePresent | PteAccessed)) != (PtePresent | PteAccessed)
                                 || (pte & ReservedBits(level, leaf, highReserved, nxe)) != 0)
