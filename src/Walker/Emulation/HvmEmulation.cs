@@ -148,12 +148,7 @@ namespace FastEpt
 
         private static PageFaultErrorCode Describe(PageFaultErrorCode pfec, AccessTag tag, bool write)
         {
-            const uint Allowed = (uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch);
-            if (((uint)pfec & ~Allowed) != 0)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(pfec), pfec, "Only Present, Write, User and InstructionFetch describe an access.");
-            }
-
+            Vcpu.CheckPfec(pfec);
             if ((uint)tag > (uint)AccessTag.SystemTable)
             {
                 ThrowHelper.ThrowArgumentOutOfRangeException(nameof(tag), tag, "Unknown access tag.");

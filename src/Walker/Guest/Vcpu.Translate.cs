@@ -9,8 +9,6 @@ namespace FastEpt
     // every paging-structure access itself translated through the vCPU's EPT view (a 2D walk).
     public sealed partial class Vcpu
     {
-        private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7;
-        private const ulong PteXd = 1UL << 63;
         private const ulong QualGlaValid = 1UL << 7, QualFinal = 1UL << 8;
         private const int MaxAdRetries = 64;
 
@@ -41,33 +39,9 @@ namespace FastEpt
             _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
         };
 
-        // Reserved bits of a guest paging entry at `level` (SDM 4.5): 51:MAXPHYADDR always, XD
-        // without EFER.NXE, PS at levels 4/5, and the must-be-zero bits of a 1G or 2M leaf.
-        private static ulong ReservedBits(int level, bool leaf, ulong highReserved, bool nxe)
-        {
-            ulong reserved = highReserved | (nxe ? 0 : PteXd);
-            if (level >= 4)
-            {
-                reserved |= PtePs;
-            }
-            else if (leaf && level == 3)
-            {
-                reserved |= 0x3FFF_E000UL;           // 29:13 of a 1G PDPTE
-            }
-            else if (leaf && level == 2)
-            {
-                reserved |= 0x1F_E000UL;             // 20:13 of a 2M PDE
-            }
-
-            return reserved;
-        }
-
-        // Permissions over all levels (SDM 4.6, no SMEP/SMAP/PKE modelled).
-        private static bool Denied(bool user, bool write, bool fetch, bool wp, bool rw, bool us, bool xd)
-            => user ? !us || (write && !rw) || (fetch && xd)
-                    : (write && wp && !rw) || (fetch && xd);
-
-        private static void CheckPfec(PageFaultErrorCode pfec)
+        // The one check of an access description, for TranslateLinear, TranslateLinearBatch and
+        // the emulator's accesses.
+        internal static void CheckPfec(PageFaultErrorCode pfec)
         {
             const uint Allowed = (uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch);
             if (((uint)pfec & ~Allowed) != 0)
@@ -136,22 +110,14 @@ namespace FastEpt
         private GuestTranslation Stage1<TTables>(ref TTables tables, int addressBits, ulong gla, PageFaultErrorCode pfec, int levels)
             where TTables : struct, IGuestTableAccess
         {
-            int vaBits = levels == 5 ? 57 : 48;
-            if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
+            if (!IsCanonical(gla, levels))
             {
                 return new GuestTranslation(GuestStatus.NonCanonical, 0, 0, 0, default, levels);
             }
 
             bool write = (pfec & PageFaultErrorCode.Write) != 0;
-            bool user = (pfec & PageFaultErrorCode.User) != 0;
-            bool fetch = (pfec & PageFaultErrorCode.InstructionFetch) != 0;
             bool nxe = Nxe, wp = Wp;
-            // Error-code bits describing the access; I/D only where NX is on (no SMEP modelled).
-            PageFaultErrorCode accessBits = (write ? PageFaultErrorCode.Write : 0) | (user ? PageFaultErrorCode.User : 0)
-                                            | (fetch && nxe ? PageFaultErrorCode.InstructionFetch : 0);
-            int maxPhys = Math.Min(addressBits, 52);        // bits 62:52 of a guest entry are ignored
-            ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
-            ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);       // bits 51:MAXPHYADDR
+            Stage1Masks(addressBits, out ulong addrMask, out ulong highReserved);
             Span<ulong> entryGpa = stackalloc ulong[5];
             Span<ulong> entryHpa = stackalloc ulong[5];
             Span<ulong> entryVal = stackalloc ulong[5];
@@ -159,49 +125,34 @@ namespace FastEpt
             for (int attempt = 0; ; attempt++)
             {
                 ulong table = Cr3 & addrMask;
-                bool rw = true, us = true, xd = false;
+                int rights = RightsAll;
                 int used = 0;
                 int level = levels;
                 ulong pte;
                 while (true)
                 {
-                    ulong gpa = table | (((gla >> (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) & 511) << 3);
+                    ulong gpa = EntryGpa(table, gla, level);
                     if (!tables.ReadEntry(gpa, out pte, out ulong hpa, out GuestTranslation readFault, level))
                     {
                         return readFault;
                     }
 
-                    if ((pte & PtePresent) == 0)
+                    EntryStep step = Stage1Step(pte, level, ref rights, pfec, highReserved, nxe, wp);
+                    if (step >= EntryStep.NotPresent)
                     {
-                        return PageFault(accessBits, level);
+                        return PageFault(Stage1ErrorCode(step, pfec, nxe), level);
                     }
 
-                    bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
-                    ulong reserved = ReservedBits(level, leaf, highReserved, nxe);
-                    if ((pte & reserved) != 0)
-                    {
-                        return PageFault(accessBits | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved, level);
-                    }
-
-                    rw &= (pte & PteWrite) != 0;
-                    us &= (pte & PteUser) != 0;
-                    xd |= nxe && (pte & PteXd) != 0;
                     entryGpa[used] = gpa;
                     entryHpa[used] = hpa;
                     entryVal[used++] = pte;
-                    if (leaf)
+                    if (step == EntryStep.Leaf)
                     {
                         break;
                     }
 
                     table = pte & addrMask;
                     level--;
-                }
-
-                bool denied = Denied(user, write, fetch, wp, rw, us, xd);
-                if (denied)
-                {
-                    return PageFault(accessBits | PageFaultErrorCode.Present, level);
                 }
 
                 // Accessed on every entry used, dirty on the leaf of a write: guest-memory writes,
@@ -217,10 +168,7 @@ namespace FastEpt
                     continue;   // an entry changed under us: walk again, as the CPU re-reads
                 }
 
-                int shift = EptEntry.PageBits + EptEntry.TableOrder * (level - 1);
-                ulong pageMask = (1UL << shift) - 1;
-                ulong final = (pte & addrMask & ~pageMask) | (gla & pageMask);
-                return Stage1Done(final, level);
+                return Stage1Done(LeafGpa(pte, addrMask, gla, level), level);
             }
         }
 

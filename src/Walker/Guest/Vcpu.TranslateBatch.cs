@@ -83,13 +83,14 @@ namespace FastEpt
                 Span<ulong> gpas = stackalloc ulong[Chunk];           // per walking address: the entry GPA, then the final GPA
                 Span<ulong> tables = stackalloc ulong[Chunk];
                 Span<int> active = stackalloc int[Chunk];
-                Span<byte> flags = stackalloc byte[Chunk];            // rw | us << 1 | xd << 2 accumulated
+                Span<byte> flags = stackalloc byte[Chunk];            // the Rights* bits accumulated so far
                 Span<int> leafLevel = stackalloc int[Chunk];
                 Span<EptTranslation> ept = stackalloc EptTranslation[Chunk];
                 Span<ulong> entryGpas = stackalloc ulong[Chunk];
                 int n = glas.Length;
                 HostMemory memory = _cpu._domain.Memory;
                 ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
+                // Entries are read with DangerousSlot below, behind the hostBytes check: memory must be live.
                 if (memory.IsDisposed)
                 {
                     ThrowHelper.ThrowObjectDisposedException(memory);
@@ -109,13 +110,9 @@ namespace FastEpt
                 else
                 {
                     int levels = _mode == GuestPagingMode.LongMode5 ? 5 : 4;
-                    int vaBits = levels == 5 ? 57 : 48;
-                    int maxPhys = Math.Min(_ept.AddressBits, 52);
-                    ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
-                    ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);
-                    bool write = (_pfec & PageFaultErrorCode.Write) != 0;
-                    bool user = (_pfec & PageFaultErrorCode.User) != 0;
-                    bool fetch = (_pfec & PageFaultErrorCode.InstructionFetch) != 0;
+                    Stage1Masks(_ept.AddressBits, out ulong addrMask, out ulong highReserved);
+                    PageFaultErrorCode pfec = _pfec;
+                    bool write = (pfec & PageFaultErrorCode.Write) != 0;
                     bool nxe = _cpu.Nxe, wp = _cpu.Wp;
                     ulong cr3 = _cpu.Cr3 & addrMask;
 
@@ -123,25 +120,24 @@ namespace FastEpt
                     for (int i = 0; i < n; i++)
                     {
                         ulong gla = glas[i];
-                        if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
+                        if (!IsCanonical(gla, levels))
                         {
                             results[i] = Single(gla);
                             continue;
                         }
 
                         tables[i] = cr3;
-                        flags[i] = 0b011;
+                        flags[i] = RightsAll;
                         active[walking++] = i;
                     }
 
                     for (int level = levels; level >= 1 && walking > 0; level--)
                     {
-                        int shift = EptEntry.PageBits + (EptEntry.TableOrder * (level - 1));
                         int m = 0;
                         for (int k = 0; k < walking; k++)
                         {
                             int i = active[k];
-                            ulong gpa = tables[i] | (((glas[i] >> shift) & 511) << 3);
+                            ulong gpa = EntryGpa(tables[i], glas[i], level);
                             if (gpa >= gpaLimit)
                             {
                                 results[i] = Single(glas[i]);
@@ -166,33 +162,29 @@ namespace FastEpt
                             }
 
                             ulong pte = Volatile.Read(ref memory.DangerousSlot(t.Hpa));
-                            bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
-                            if ((pte & (PtePresent | PteAccessed)) != (PtePresent | PteAccessed)
-                                || (pte & ReservedBits(level, leaf, highReserved, nxe)) != 0)
+                            int rights = flags[i];
+                            EntryStep step = Stage1Step(pte, level, ref rights, pfec, highReserved, nxe, wp);
+                            if (step >= EntryStep.NotPresent || (pte & PteAccessed) == 0)
                             {
-                                results[i] = Single(glas[i]);
+                                results[i] = Single(glas[i]);     // the fault, or the A flag to set
                                 continue;
                             }
 
-                            int f = flags[i] & (int)(((pte >> 1) & 0b011) | 0b100);
-                            f |= nxe && (pte & PteXd) != 0 ? 0b100 : 0;
-                            flags[i] = (byte)f;
-                            if (!leaf)
+                            flags[i] = (byte)rights;
+                            if (step == EntryStep.Table)
                             {
                                 tables[i] = pte & addrMask;
                                 active[m++] = i;
                                 continue;
                             }
 
-                            if (Denied(user, write, fetch, wp, (f & 1) != 0, (f & 2) != 0, (f & 4) != 0)
-                                || (write && (pte & PteDirty) == 0))
+                            if (write && (pte & PteDirty) == 0)
                             {
-                                results[i] = Single(glas[i]);
+                                results[i] = Single(glas[i]);     // the D flag to set
                                 continue;
                             }
 
-                            ulong pageMask = (1UL << shift) - 1;
-                            Finish(glas, results, i, (pte & addrMask & ~pageMask) | (glas[i] & pageMask), level, gpaLimit, gpas, finalOf, leafLevel, ref done);
+                            Finish(glas, results, i, LeafGpa(pte, addrMask, glas[i], level), level, gpaLimit, gpas, finalOf, leafLevel, ref done);
                         }
 
                         walking = m;
