@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using System.Runtime.InteropServices;
 using FastEpt.Internal;
 
 namespace FastEpt
 {
     // The EPT-violation handler: Xen's hvm_hap_nested_page_fault order of events (docs/model/altp2m.md §4.3),
     // p2m_mem_access_check (5.2) and software #VE (4.7).
-    public sealed unsafe partial class Domain
+    public sealed partial class Domain
     {
         private const ulong QualGlaValid = 1UL << 7;
         private const ulong QualFinal = 1UL << 8;
@@ -313,8 +314,13 @@ namespace FastEpt
                 return false;
             }
 
-            byte* info = _memory.Base + (page.Mfn << EptEntry.PageBits);
-            if (Interlocked.CompareExchange(ref *(uint*)(info + 4), 0xFFFF_FFFFu, 0u) != 0)
+            // The #VE information area (Intel SDM Vol. 3C, "Virtualization Exceptions"): exit
+            // reason in dword 0, the semaphore in dword 1, exit qualification, guest linear and
+            // guest-physical address in qwords 1 to 3, the EPTP index in word 16.
+            Span<byte> info = _memory.Frame(page.Mfn);
+            Span<uint> dwords = MemoryMarshal.Cast<byte, uint>(info);
+            Span<ulong> qwords = MemoryMarshal.Cast<byte, ulong>(info);
+            if (Interlocked.CompareExchange(ref dwords[1], 0xFFFF_FFFFu, 0u) != 0)
             {
                 return false;   // the guest has not consumed the previous #VE: mem_access instead
             }
@@ -322,11 +328,11 @@ namespace FastEpt
             // Bits 0-5 from the walk of the faulting view (effective rights), 7-8 from the exit.
             EptTranslation t = faulting.Translate(gpa, kind);
             ulong q = (qual & 7) | (t.Status == EptStatus.Violation ? t.Qualification & 0x38 : 0) | (qual & (QualGlaValid | QualFinal));
-            *(uint*)info = VeExitReason;
-            *(ulong*)(info + 8) = q;
-            *(ulong*)(info + 16) = (qual & QualGlaValid) != 0 ? gla : ~0UL;
-            *(ulong*)(info + 24) = gpa;
-            *(ushort*)(info + 32) = (ushort)view;
+            dwords[0] = VeExitReason;
+            qwords[1] = q;
+            qwords[2] = (qual & QualGlaValid) != 0 ? gla : ~0UL;
+            qwords[3] = gpa;
+            MemoryMarshal.Cast<byte, ushort>(info)[16] = (ushort)view;
             Thread.MemoryBarrier();
             vcpu.Inject(VeVector);
             return true;

@@ -18,7 +18,7 @@ namespace FastEpt
     /// back the frames the domain allocated (PoD pool, unshared copies); the <see cref="HostMemory"/>
     /// stays the caller's.
     /// </remarks>
-    public sealed unsafe partial class Domain : IDisposable
+    public sealed partial class Domain : IDisposable
     {
         /// <summary>Exit reason written into the #VE information area (EPT violation).</summary>
         public const uint VeExitReason = 48;

@@ -7,7 +7,7 @@ namespace FastEpt
 {
     // get-page-from-GVA (Xen's get_page_from_gva with its mem_access fallback) and the two ways
     // the stage-1 walk can read guest paging structures.
-    public sealed unsafe partial class Vcpu
+    public sealed partial class Vcpu
     {
         /// <summary>
         /// Test hook: runs on the calling thread while the fast path still holds the p2m read lock,
@@ -257,7 +257,7 @@ namespace FastEpt
                 // A paging structure outside host memory (device memory) reads as all ones,
                 // as an unclaimed bus read does: reserved bits, so a #PF, never a wild read.
                 hpa = t.Hpa;
-                pte = hpa + 8 <= _hostBytes ? Volatile.Read(ref *(ulong*)(_memory.Base + hpa)) : ~0UL;
+                pte = hpa + 8 <= _hostBytes ? Volatile.Read(ref _memory.DangerousSlot(hpa)) : ~0UL;
                 fault = default;
                 return true;
             }
@@ -287,7 +287,7 @@ namespace FastEpt
                         continue;    // not RAM: nothing to update
                     }
 
-                    ref ulong slot = ref *(ulong*)(_memory.Base + hpas[i]);
+                    ref ulong slot = ref _memory.DangerousSlot(hpas[i]);
                     if (Interlocked.CompareExchange(ref slot, want, values[i]) != values[i])
                     {
                         return 1;

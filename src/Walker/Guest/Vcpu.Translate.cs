@@ -7,10 +7,8 @@ namespace FastEpt
 {
     // Guest linear translation: the guest's 4- or 5-level tables (Intel SDM Vol. 3A chapter 4),
     // every paging-structure access itself translated through the vCPU's EPT view (a 2D walk).
-    public sealed unsafe partial class Vcpu
+    public sealed partial class Vcpu
     {
-        private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7;
-        private const ulong PteXd = 1UL << 63;
         private const ulong QualGlaValid = 1UL << 7, QualFinal = 1UL << 8;
         private const int MaxAdRetries = 64;
 
@@ -41,244 +39,9 @@ namespace FastEpt
             _ => throw new InvalidOperationException($"Unknown paging mode {Mode}."),
         };
 
-        /// <summary>
-        /// Translates many linear addresses with the same access. Each result equals
-        /// <see cref="TranslateLinear"/> of the same address.
-        /// </summary>
-        /// <returns>The number of results written (= <paramref name="glas"/>.Length).</returns>
-        /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="glas"/>.</exception>
-        /// <remarks>
-        /// The stage-1 walks advance level by level across up to 256 addresses at a time: at each
-        /// level the paging-structure GPAs of every address still walking go through one
-        /// <see cref="P2m.TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>,
-        /// so the EPT walks of different addresses overlap instead of waiting on each other, and
-        /// the final accesses go through one more. An address whose walk is not a clean read (an
-        /// EPT failure, a non-present or reserved entry, a permission fault, an accessed or dirty
-        /// flag to set) is finished by the single-address walk, which produces the exact fault
-        /// and performs the A/D writes. Takes no lock.
-        /// </remarks>
-        public int TranslateLinearBatch(ReadOnlySpan<ulong> glas, PageFaultErrorCode pfec, Span<GuestTranslation> results)
-        {
-            CheckPfec(pfec);
-
-            if (results.Length < glas.Length)
-            {
-                ThrowHelper.ThrowArgumentException(nameof(results), "The results span is shorter than the address span.");
-            }
-
-            if (glas.Length == 0)
-            {
-                return 0;
-            }
-
-            P2m ept = _domain.Altp2m.ViewLocked(_view);
-            GuestPagingMode mode = Mode;
-            if (mode is not (GuestPagingMode.Flat or GuestPagingMode.LongMode4 or GuestPagingMode.LongMode5))
-            {
-                throw new InvalidOperationException($"Unknown paging mode {mode}.");
-            }
-
-            var walk = new BatchWalk(this, ept, pfec, mode);
-            for (int start = 0; start < glas.Length; start += BatchWalk.Chunk)
-            {
-                int n = Math.Min(BatchWalk.Chunk, glas.Length - start);
-                walk.Run(glas.Slice(start, n), results.Slice(start, n));
-            }
-
-            return glas.Length;
-        }
-
-        // Reserved bits of a guest paging entry at `level` (SDM 4.5): 51:MAXPHYADDR always, XD
-        // without EFER.NXE, PS at levels 4/5, and the must-be-zero bits of a 1G or 2M leaf.
-        private static ulong ReservedBits(int level, bool leaf, ulong highReserved, bool nxe)
-        {
-            ulong reserved = highReserved | (nxe ? 0 : PteXd);
-            if (level >= 4)
-            {
-                reserved |= PtePs;
-            }
-            else if (leaf && level == 3)
-            {
-                reserved |= 0x3FFF_E000UL;           // 29:13 of a 1G PDPTE
-            }
-            else if (leaf && level == 2)
-            {
-                reserved |= 0x1F_E000UL;             // 20:13 of a 2M PDE
-            }
-
-            return reserved;
-        }
-
-        // Permissions over all levels (SDM 4.6, no SMEP/SMAP/PKE modelled).
-        private static bool Denied(bool user, bool write, bool fetch, bool wp, bool rw, bool us, bool xd)
-            => user ? !us || (write && !rw) || (fetch && xd)
-                    : (write && wp && !rw) || (fetch && xd);
-
-        // One chunk of a batched translation: level-synchronous stage-1 walks, then the finals.
-        private ref struct BatchWalk
-        {
-            public const int Chunk = 256;
-
-            private readonly Vcpu _cpu;
-            private readonly P2m _ept;
-            private readonly PageFaultErrorCode _pfec;
-            private readonly GuestPagingMode _mode;
-            private readonly AccessKind _structKind;
-            private readonly AccessKind _finalKind;
-
-            public BatchWalk(Vcpu cpu, P2m ept, PageFaultErrorCode pfec, GuestPagingMode mode)
-            {
-                _cpu = cpu;
-                _ept = ept;
-                _pfec = pfec;
-                _mode = mode;
-                _structKind = ept.AccessDirtyEnabled ? AccessKind.Read | AccessKind.Write : AccessKind.Read;
-                _finalKind = FinalKind(pfec);
-            }
-
-            public void Run(ReadOnlySpan<ulong> glas, Span<GuestTranslation> results)
-            {
-                Span<ulong> gpas = stackalloc ulong[Chunk];           // per walking address: the entry GPA, then the final GPA
-                Span<ulong> tables = stackalloc ulong[Chunk];
-                Span<int> active = stackalloc int[Chunk];
-                Span<byte> flags = stackalloc byte[Chunk];            // rw | us << 1 | xd << 2 accumulated
-                Span<int> leafLevel = stackalloc int[Chunk];
-                Span<EptTranslation> ept = stackalloc EptTranslation[Chunk];
-                Span<ulong> entryGpas = stackalloc ulong[Chunk];
-                int n = glas.Length;
-                HostMemory memory = _cpu._domain.Memory;
-                ulong hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
-                byte* mem = memory.Base;
-                ulong gpaLimit = _ept.GpaLimit;
-
-                int done = 0;                                        // addresses whose final GPA is in gpas[..done] order (via `active`)
-                Span<int> finalOf = stackalloc int[Chunk];
-                if (_mode == GuestPagingMode.Flat)
-                {
-                    for (int i = 0; i < n; i++)
-                    {
-                        Finish(glas, results, i, glas[i], 0, gpaLimit, gpas, finalOf, leafLevel, ref done);
-                    }
-                }
-                else
-                {
-                    int levels = _mode == GuestPagingMode.LongMode5 ? 5 : 4;
-                    int vaBits = levels == 5 ? 57 : 48;
-                    int maxPhys = Math.Min(_ept.AddressBits, 52);
-                    ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
-                    ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);
-                    bool write = (_pfec & PageFaultErrorCode.Write) != 0;
-                    bool user = (_pfec & PageFaultErrorCode.User) != 0;
-                    bool fetch = (_pfec & PageFaultErrorCode.InstructionFetch) != 0;
-                    bool nxe = _cpu.Nxe, wp = _cpu.Wp;
-                    ulong cr3 = _cpu.Cr3 & addrMask;
-
-                    int walking = 0;
-                    for (int i = 0; i < n; i++)
-                    {
-                        ulong gla = glas[i];
-                        if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
-                        {
-                            results[i] = Single(gla);
-                            continue;
-                        }
-
-                        tables[i] = cr3;
-                        flags[i] = 0b011;
-                        active[walking++] = i;
-                    }
-
-                    for (int level = levels; level >= 1 && walking > 0; level--)
-                    {
-                        int shift = EptEntry.PageBits + (EptEntry.TableOrder * (level - 1));
-                        int m = 0;
-                        for (int k = 0; k < walking; k++)
-                        {
-                            int i = active[k];
-                            ulong gpa = tables[i] | (((glas[i] >> shift) & 511) << 3);
-                            if (gpa >= gpaLimit)
-                            {
-                                results[i] = Single(glas[i]);
-                                continue;
-                            }
-
-                            active[m] = i;
-                            entryGpas[m++] = gpa;
-                        }
-
-                        walking = m;
-                        _ept.TranslateBatch(entryGpas[..walking], _structKind, ept);
-                        m = 0;
-                        for (int k = 0; k < walking; k++)
-                        {
-                            int i = active[k];
-                            EptTranslation t = ept[k];
-                            if (t.Status != EptStatus.Ok || t.Hpa + 8 > hostBytes)
-                            {
-                                results[i] = Single(glas[i]);
-                                continue;
-                            }
-
-                            ulong pte = Volatile.Read(ref *(ulong*)(mem + t.Hpa));
-                            bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
-                            if ((pte & (PtePresent | PteAccessed)) != (PtePresent | PteAccessed)
-                                || (pte & ReservedBits(level, leaf, highReserved, nxe)) != 0)
-                            {
-                                results[i] = Single(glas[i]);
-                                continue;
-                            }
-
-                            int f = flags[i] & (int)(((pte >> 1) & 0b011) | 0b100);
-                            f |= nxe && (pte & PteXd) != 0 ? 0b100 : 0;
-                            flags[i] = (byte)f;
-                            if (!leaf)
-                            {
-                                tables[i] = pte & addrMask;
-                                active[m++] = i;
-                                continue;
-                            }
-
-                            if (Denied(user, write, fetch, wp, (f & 1) != 0, (f & 2) != 0, (f & 4) != 0)
-                                || (write && (pte & PteDirty) == 0))
-                            {
-                                results[i] = Single(glas[i]);
-                                continue;
-                            }
-
-                            ulong pageMask = (1UL << shift) - 1;
-                            Finish(glas, results, i, (pte & addrMask & ~pageMask) | (glas[i] & pageMask), level, gpaLimit, gpas, finalOf, leafLevel, ref done);
-                        }
-
-                        walking = m;
-                    }
-                }
-
-                _ept.TranslateBatch(gpas[..done], _finalKind, ept);
-                for (int j = 0; j < done; j++)
-                {
-                    results[finalOf[j]] = FinalResult(gpas[j], ept[j], leafLevel[j]);
-                }
-            }
-
-            // A completed stage 1: queue the final access, or answer it at once beyond the EPT's width.
-            private readonly void Finish(ReadOnlySpan<ulong> glas, Span<GuestTranslation> results, int i, ulong gpa, int level, ulong gpaLimit,
-                                         Span<ulong> gpas, Span<int> finalOf, Span<int> leafLevel, ref int done)
-            {
-                if (gpa >= gpaLimit)
-                {
-                    results[i] = Final(_ept, glas[i], gpa, _pfec, level);
-                    return;
-                }
-
-                gpas[done] = gpa;
-                finalOf[done] = i;
-                leafLevel[done++] = level;
-            }
-
-            private readonly GuestTranslation Single(ulong gla) => _cpu.TranslateOn(_ept, gla, _pfec);
-        }
-
-        private static void CheckPfec(PageFaultErrorCode pfec)
+        // The one check of an access description, for TranslateLinear, TranslateLinearBatch and
+        // the emulator's accesses.
+        internal static void CheckPfec(PageFaultErrorCode pfec)
         {
             const uint Allowed = (uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch);
             if (((uint)pfec & ~Allowed) != 0)
@@ -347,22 +110,14 @@ namespace FastEpt
         private GuestTranslation Stage1<TTables>(ref TTables tables, int addressBits, ulong gla, PageFaultErrorCode pfec, int levels)
             where TTables : struct, IGuestTableAccess
         {
-            int vaBits = levels == 5 ? 57 : 48;
-            if (unchecked((ulong)(((long)gla << (64 - vaBits)) >> (64 - vaBits))) != gla)
+            if (!IsCanonical(gla, levels))
             {
                 return new GuestTranslation(GuestStatus.NonCanonical, 0, 0, 0, default, levels);
             }
 
             bool write = (pfec & PageFaultErrorCode.Write) != 0;
-            bool user = (pfec & PageFaultErrorCode.User) != 0;
-            bool fetch = (pfec & PageFaultErrorCode.InstructionFetch) != 0;
             bool nxe = Nxe, wp = Wp;
-            // Error-code bits describing the access; I/D only where NX is on (no SMEP modelled).
-            PageFaultErrorCode accessBits = (write ? PageFaultErrorCode.Write : 0) | (user ? PageFaultErrorCode.User : 0)
-                                            | (fetch && nxe ? PageFaultErrorCode.InstructionFetch : 0);
-            int maxPhys = Math.Min(addressBits, 52);        // bits 62:52 of a guest entry are ignored
-            ulong addrMask = ((1UL << maxPhys) - 1) & ~EptEntry.PageMask;
-            ulong highReserved = EptEntry.MfnMask & ~((1UL << maxPhys) - 1);       // bits 51:MAXPHYADDR
+            Stage1Masks(addressBits, out ulong addrMask, out ulong highReserved);
             Span<ulong> entryGpa = stackalloc ulong[5];
             Span<ulong> entryHpa = stackalloc ulong[5];
             Span<ulong> entryVal = stackalloc ulong[5];
@@ -370,49 +125,34 @@ namespace FastEpt
             for (int attempt = 0; ; attempt++)
             {
                 ulong table = Cr3 & addrMask;
-                bool rw = true, us = true, xd = false;
+                int rights = RightsAll;
                 int used = 0;
                 int level = levels;
                 ulong pte;
                 while (true)
                 {
-                    ulong gpa = table | (((gla >> (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) & 511) << 3);
+                    ulong gpa = EntryGpa(table, gla, level);
                     if (!tables.ReadEntry(gpa, out pte, out ulong hpa, out GuestTranslation readFault, level))
                     {
                         return readFault;
                     }
 
-                    if ((pte & PtePresent) == 0)
+                    EntryStep step = Stage1Step(pte, level, ref rights, pfec, highReserved, nxe, wp);
+                    if (step >= EntryStep.NotPresent)
                     {
-                        return PageFault(accessBits, level);
+                        return PageFault(Stage1ErrorCode(step, pfec, nxe), level);
                     }
 
-                    bool leaf = level == 1 || (level <= 3 && (pte & PtePs) != 0);
-                    ulong reserved = ReservedBits(level, leaf, highReserved, nxe);
-                    if ((pte & reserved) != 0)
-                    {
-                        return PageFault(accessBits | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved, level);
-                    }
-
-                    rw &= (pte & PteWrite) != 0;
-                    us &= (pte & PteUser) != 0;
-                    xd |= nxe && (pte & PteXd) != 0;
                     entryGpa[used] = gpa;
                     entryHpa[used] = hpa;
                     entryVal[used++] = pte;
-                    if (leaf)
+                    if (step == EntryStep.Leaf)
                     {
                         break;
                     }
 
                     table = pte & addrMask;
                     level--;
-                }
-
-                bool denied = Denied(user, write, fetch, wp, rw, us, xd);
-                if (denied)
-                {
-                    return PageFault(accessBits | PageFaultErrorCode.Present, level);
                 }
 
                 // Accessed on every entry used, dirty on the leaf of a write: guest-memory writes,
@@ -428,10 +168,7 @@ namespace FastEpt
                     continue;   // an entry changed under us: walk again, as the CPU re-reads
                 }
 
-                int shift = EptEntry.PageBits + EptEntry.TableOrder * (level - 1);
-                ulong pageMask = (1UL << shift) - 1;
-                ulong final = (pte & addrMask & ~pageMask) | (gla & pageMask);
-                return Stage1Done(final, level);
+                return Stage1Done(LeafGpa(pte, addrMask, gla, level), level);
             }
         }
 

@@ -27,7 +27,7 @@ namespace FastEpt
     /// any thread. Switch views with <see cref="Altp2m.Switch"/>. The paging registers are plain
     /// properties for the thread that runs the vCPU.
     /// </remarks>
-    public sealed unsafe partial class Vcpu
+    public sealed partial class Vcpu
     {
         private readonly Domain _domain;
         private readonly ManualResetEventSlim _running = new(true);
