@@ -17,6 +17,14 @@
 
 #include "fastept.h"
 
+/* Functions shared between the library's sources but not part of its ABI: kept out of the
+   shared library's dynamic symbol table, so only fastept_* names are exported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EPT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define EPT_HIDDEN
+#endif
+
 #define EPT_RWX_MASK UINT64_C(0x7)                      /* bits 2:0 */
 #define EPT_MEMTYPE_SHIFT 3                             /* bits 5:3 */
 #define EPT_IGNORE_PAT UINT64_C(0x40)                   /* bit 6 */
