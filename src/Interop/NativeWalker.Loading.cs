@@ -4,9 +4,11 @@
 using System;
 using System.Runtime.CompilerServices;
 using static FastEpt.Interop.FastEptNative;
+using NativeAccess = FastEpt.P2m.NativeAccess;
 
 namespace FastEpt.Interop
 {
+    // Loading the native library once: the ABI version and the EptTranslation layout checks.
     public sealed unsafe partial class NativeWalker
     {
         // Loads the library and checks, once, that it speaks the bindings' ABI and that
@@ -62,7 +64,7 @@ namespace FastEpt.Interop
                 throw new InvalidOperationException($"EptTranslation ({Unsafe.SizeOf<EptTranslation>()} bytes) and fastept_translation ({sizeof(fastept_translation)} bytes) differ in size.");
             }
 
-            EptTranslation probe = new EptTranslation(EptStatus.Misconfig, 0x0123_4567_89AB_C000, 3, 0x2D);
+            EptTranslation probe = NativeAccess.Translation(EptStatus.Misconfig, 0x0123_4567_89AB_C000, 3, 0x2D);
             fastept_translation n = Unsafe.As<EptTranslation, fastept_translation>(ref probe);
             if (n.hpa != probe.Hpa || n.qualification != probe.Qualification || n.status != (byte)probe.Status || n.level != probe.Level
                 || n.reserved[0] != 0 || n.reserved[1] != 0)

@@ -3,11 +3,14 @@
 
 using System;
 using System.Runtime.CompilerServices;
-using FastEpt.Internal;
+using FastEpt.Interop.Internal;
 using static FastEpt.Interop.FastEptNative;
+using NativeAccess = FastEpt.P2m.NativeAccess;
 
 namespace FastEpt.Interop
 {
+    // The walks: Translate, TranslateBatch and GetEntry, each inside one read-side section of
+    // the walker seam (P2m.NativeAccess), lock-free and allocation-free.
     public sealed unsafe partial class NativeWalker
     {
         /// <summary>
@@ -34,13 +37,13 @@ namespace FastEpt.Interop
 
             ThrowIfDisposed();
             fastept_translation t;
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            NativeAccess.ReadSection read = NativeAccess.EnterRead();
             fixed (fastept_walker* w = &_walker)
             {
                 t = fastept_translate(w, gpa, (uint)access);
             }
 
-            Epoch.Exit(slot, previous);
+            read.Exit();
             return Unsafe.As<fastept_translation, EptTranslation>(ref t);
         }
 
@@ -55,7 +58,7 @@ namespace FastEpt.Interop
         /// <remarks>Lock-free and allocation-free.</remarks>
         public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
         {
-            P2m.ValidateBatchArguments(gpas, access, results, _gpaLimit, _addressBits);
+            NativeAccess.ValidateBatch(gpas, access, results, _gpaLimit, _addressBits);
 
             ThrowIfDisposed();
             if (gpas.IsEmpty)
@@ -63,7 +66,7 @@ namespace FastEpt.Interop
                 return 0;
             }
 
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            NativeAccess.ReadSection read = NativeAccess.EnterRead();
             fixed (fastept_walker* w = &_walker)
             fixed (ulong* g = gpas)
             fixed (EptTranslation* r = results)
@@ -72,7 +75,7 @@ namespace FastEpt.Interop
                 fastept_translate_batch(w, g, (ulong)gpas.Length, (uint)access, (fastept_translation*)r);
             }
 
-            Epoch.Exit(slot, previous);
+            read.Exit();
             return gpas.Length;
         }
 
@@ -94,10 +97,10 @@ namespace FastEpt.Interop
             ThrowIfDisposed();
             fastept_walker w = _walker;
             w.max_mapped_pfn = MaxMappedPfn;
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            NativeAccess.ReadSection read = NativeAccess.EnterRead();
             fastept_entry e = fastept_get_entry(&w, gfn);
-            Epoch.Exit(slot, previous);
-            return new P2mEntry(e.mfn, (P2mType)e.type, (P2mAccess)e.access, e.suppress_ve != 0, e.is_mapped != 0, e.order);
+            read.Exit();
+            return NativeAccess.Entry(e.mfn, (P2mType)e.type, (P2mAccess)e.access, e.suppress_ve != 0, e.is_mapped != 0, e.order);
         }
     }
 }

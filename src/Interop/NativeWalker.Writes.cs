@@ -3,11 +3,14 @@
 
 using System;
 using System.Threading;
-using FastEpt.Internal;
+using FastEpt.Interop.Internal;
 using static FastEpt.Interop.FastEptNative;
+using NativeAccess = FastEpt.P2m.NativeAccess;
 
 namespace FastEpt.Interop
 {
+    // The writes: SetEntry (under the p2m's writer lock, or this walker's own) with its frame
+    // pool and error mapping, and ReclaimRetired for memory-bound walkers.
     public sealed unsafe partial class NativeWalker
     {
         /// <summary>
@@ -113,20 +116,20 @@ namespace FastEpt.Interop
 
         private void SetEntryBound(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            p2m.ValidateSet(gfn, mfn, order, type, access, suppressVe);
-            using OrderedLock.Scope scope = p2m.EnterWriter();
+            NativeAccess.ValidateSet(p2m, gfn, mfn, order, type, access, suppressVe);
+            using NativeAccess.WriterScope scope = NativeAccess.EnterWriter(p2m);
             ulong maxBefore = p2m.MaxMappedPfn;
             bool completed = false;
             try
             {
                 // As SetEntryLocked: raised before the entry is published, so a reader that finds
                 // the entry never finds max_mapped_pfn below it; lowered again if the call fails.
-                if (p2m.WritesValidEntry(gfn, mfn, order, type, access))
+                if (NativeAccess.WritesValidEntry(p2m, gfn, mfn, order, type, access))
                 {
                     ulong last = gfn + (1UL << (int)order) - 1;
                     if (last > maxBefore)
                     {
-                        p2m.MaxMappedPfn = last;
+                        NativeAccess.SetMaxMappedPfn(p2m, last);
                     }
                 }
 
@@ -139,7 +142,7 @@ namespace FastEpt.Interop
                 {
                     fastept_set_result result = RunSet(&w, pool, ref pooled, gfn, mfn, order, type, access, suppressVe);
                     used = (int)result.frames_used;
-                    p2m.CompleteExternalSet(new ReadOnlySpan<ulong>(pool, used), result.retired_table, (int)result.retired_level, result.pod_delta);
+                    NativeAccess.CompleteExternalSet(p2m, new ReadOnlySpan<ulong>(pool, used), result.retired_table, (int)result.retired_level, result.pod_delta);
                     completed = true;
                 }
                 finally
@@ -151,7 +154,7 @@ namespace FastEpt.Interop
             {
                 if (!completed)
                 {
-                    p2m.MaxMappedPfn = maxBefore;
+                    NativeAccess.SetMaxMappedPfn(p2m, maxBefore);
                 }
             }
         }
@@ -160,7 +163,7 @@ namespace FastEpt.Interop
         {
             // The checks P2m.ValidateSet makes first (same exceptions); what needs the tables or
             // host memory is left to the native library and mapped from its error code.
-            FastEpt.P2m.ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
+            NativeAccess.ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
 
             Lock writeLock = _writeLock!;
             lock (writeLock)

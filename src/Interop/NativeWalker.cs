@@ -5,8 +5,9 @@ using System;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
 using System.Threading;
-using FastEpt.Internal;
+using FastEpt.Interop.Internal;
 using static FastEpt.Interop.FastEptNative;
+using NativeAccess = FastEpt.P2m.NativeAccess;
 
 namespace FastEpt.Interop
 {
@@ -65,7 +66,7 @@ namespace FastEpt.Interop
         {
             ArgumentNullException.ThrowIfNull(p2m);
             EnsureNative();
-            if (p2m.IsDisposed)
+            if (NativeAccess.IsDisposed(p2m))
             {
                 ThrowHelper.ThrowObjectDisposedException(p2m);
             }
@@ -81,7 +82,7 @@ namespace FastEpt.Interop
             _gfnLimit = 1UL << (_addressBits - EptEntry.PageBits);
             _walker = new fastept_walker
             {
-                host_base = _memory.Base,
+                host_base = NativeAccess.HostBase(_memory),
                 host_frames = (ulong)_memory.FrameCount,
                 eptp = p2m.Eptp,
                 max_mapped_pfn = p2m.MaxMappedPfn,
@@ -115,8 +116,7 @@ namespace FastEpt.Interop
         public NativeWalker(HostMemory memory, ulong eptp, P2mOptions? options = null)
         {
             ArgumentNullException.ThrowIfNull(memory);
-            P2mOptions o = (options ?? new P2mOptions()).Clone();
-            o.Validate(nameof(options));
+            P2mOptions o = NativeAccess.ValidatedOptions(options, nameof(options));
             EnsureNative();
 
             int levels = (int)((eptp >> 3) & 7) + 1;
@@ -147,7 +147,7 @@ namespace FastEpt.Interop
             _retired = new List<(ulong, uint)>();
             _walker = new fastept_walker
             {
-                host_base = memory.Base,
+                host_base = NativeAccess.HostBase(memory),
                 host_frames = (ulong)memory.FrameCount,
                 eptp = eptp,
                 max_mapped_pfn = ulong.MaxValue,
@@ -236,7 +236,7 @@ namespace FastEpt.Interop
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void ThrowIfDisposed()
         {
-            if ((_p2m is not null && _p2m.IsDisposed) || _memory.IsDisposed)
+            if ((_p2m is not null && NativeAccess.IsDisposed(_p2m)) || NativeAccess.IsDisposed(_memory))
             {
                 ThrowDisposed();
             }
@@ -245,7 +245,7 @@ namespace FastEpt.Interop
         [MethodImpl(MethodImplOptions.NoInlining)]
         private void ThrowDisposed()
         {
-            if (_p2m is not null && _p2m.IsDisposed)
+            if (_p2m is not null && NativeAccess.IsDisposed(_p2m))
             {
                 ThrowHelper.ThrowObjectDisposedException(_p2m);
             }
