@@ -24,9 +24,10 @@ Mapping rules
     value is an integer literal, optionally in UINT64_C()/INT64_C()/UINT32_C()/INT32_C(),
     become constants of the matching type; any other FASTEPT_* macro is an error, so a header
     change cannot silently drop a constant.
-  * Functions become `[LibraryImport]` static partial methods with the C names and blittable
-    signatures: fixed-width integers map to the C# integer of the same width, every pointer
-    to a C# pointer (const dropped), structs by value stay by value.
+  * Functions become internal `[LibraryImport]` static partial methods (NativeWalker is the
+    public way in) with the C names and blittable signatures: fixed-width integers map to the
+    C# integer of the same width, every pointer to a C# pointer (const dropped), structs by
+    value stay by value.
   * Structs become `[StructLayout(LayoutKind.Sequential)]` unsafe partial structs with the C
     field names (C# keywords escaped with @); arrays of primitives become fixed buffers.
   * Comments: the comment block that ends on the line just above a declaration documents it;
