@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 FastEpt contributors
 
-"""Generates FastEpt's P/Invoke bindings and the native layout probe from fastept.h.
+"""Generates FastEpt's P/Invoke bindings and the native layout probe from fastept.h, and the
+EPT entry bit constants of both languages from one table (ept_bits.py).
 
 Usage: gen_bindings.py [--out-dir DIR] [--header PATH]
 
@@ -12,10 +13,13 @@ relative to the repository root or to DIR:
 
   src/Interop/Generated/FastEptNative.g.cs   constants, [LibraryImport] functions, structs
   native/tests/layout.g.c                    prints every struct's size and field offsets
+  src/Walker/Entries/EptEntry.Bits.g.cs      EptEntry's bit-layout constants   } from the table
+  native/src/ept_bits.g.h                    the C library's EPT_* macros      } in ept_bits.py
 
 With --out-dir the same relative paths are created under DIR, so a build can regenerate into
 a temporary folder and `diff -r` the result against the committed files. The output depends
-only on the header: declarations keep their source order, lines end in LF, files are UTF-8.
+only on the header and the table: declarations keep their source order, lines end in LF,
+files are UTF-8.
 
 Mapping rules
   * Enum constants become `public const` fields of FastEptNative, typed `int` when their enum
@@ -39,7 +43,8 @@ functions that are short, never block, never call back into managed code and nev
 a way that needs the runtime. Everything else keeps the normal GC transition.
 
 Modules (siblings of this script): bindings_common.py (mapping tables, model, text helpers),
-bindings_parser.py (libclang reader), bindings_emit.py (C# and C writers).
+bindings_parser.py (libclang reader), bindings_emit.py (C# and C writers), ept_bits.py (the
+EPT bit table and its two writers).
 """
 
 import argparse
@@ -52,6 +57,7 @@ sys.dont_write_bytecode = True  # no __pycache__ next to the sibling modules
 from bindings_common import HEADER_REL, GenError  # noqa: E402 (after the bytecode switch)
 from bindings_emit import emit_c, emit_cs  # noqa: E402
 from bindings_parser import Parser  # noqa: E402
+import ept_bits  # noqa: E402
 
 REPO_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CS_OUT_REL = "src/Interop/Generated/FastEptNative.g.cs"
@@ -98,10 +104,11 @@ def write(path, text):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description="Generates FastEpt's P/Invoke bindings and layout probe from fastept.h.")
+    parser = argparse.ArgumentParser(description="Generates FastEpt's P/Invoke bindings and layout probe from fastept.h, "
+                                                 "and the EPT bit constants of both languages from ept_bits.py.")
     parser.add_argument("--out-dir", default=REPO_ROOT,
-                        help="root under which src/Interop/Generated/FastEptNative.g.cs and native/tests/layout.g.c "
-                             "are written (default: the repository root)")
+                        help="root under which src/Interop/Generated/FastEptNative.g.cs, native/tests/layout.g.c, "
+                             f"{ept_bits.CS_OUT_REL} and {ept_bits.C_OUT_REL} are written (default: the repository root)")
     parser.add_argument("--header", default=os.path.join(REPO_ROOT, HEADER_REL),
                         help=f"the header to read (default: {HEADER_REL}; other paths are for testing the generator)")
     args = parser.parse_args(argv)
@@ -113,14 +120,20 @@ def main(argv):
         model = Parser(ci, header).run()
         cs = emit_cs(model)
         c = emit_c(model)
-    except GenError as e:
+        bits_cs = ept_bits.emit_cs()
+        bits_c = ept_bits.emit_c()
+    except (GenError, ept_bits.TableError) as e:
         print(f"gen_bindings.py: error: {e}", file=sys.stderr)
         return 1
     out_dir = os.path.abspath(args.out_dir)
     write(os.path.join(out_dir, CS_OUT_REL), cs)
     write(os.path.join(out_dir, C_OUT_REL), c)
+    write(os.path.join(out_dir, ept_bits.CS_OUT_REL), bits_cs)
+    write(os.path.join(out_dir, ept_bits.C_OUT_REL), bits_c)
     print(f"gen_bindings.py: wrote {CS_OUT_REL} and {C_OUT_REL} under {out_dir} "
           f"({len(model.constants)} constants, {len(model.functions)} functions, {len(model.structs)} structs)")
+    print(f"gen_bindings.py: wrote {ept_bits.CS_OUT_REL} and {ept_bits.C_OUT_REL} under {out_dir} "
+          f"({len(ept_bits.FIELDS)} fields, {len(ept_bits.GEOMETRY)} geometry constants)")
     return 0
 
 
