@@ -110,10 +110,11 @@ function Invoke-NativeTest {
     Invoke-Step 'ctest' @('--test-dir', $NativeBuildDir, '-C', 'Release', '--output-on-failure')
 }
 
-# Regenerates the P/Invoke bindings from native/include/fastept.h into a scratch folder and
-# fails if they differ from the committed ones (needs Python with libclang's bindings).
+# Regenerates the P/Invoke bindings from native/include/fastept.h and the EPT bit constants
+# from native/tools/ept_bits.py into a scratch folder and fails if they differ from the
+# committed ones (needs Python with libclang's bindings).
 function Assert-GeneratedBindings {
-    Write-Banner 'Checking generated bindings against native/include/fastept.h'
+    Write-Banner 'Checking generated files (bindings from native/include/fastept.h, EPT bits from native/tools/ept_bits.py)'
     $python = @('python3', 'python') | Where-Object { Test-Command $_ } | Select-Object -First 1
     if (-not $python) {
         throw 'build.ps1: Python 3 with the libclang bindings (pip install libclang) is required'
@@ -121,7 +122,7 @@ function Assert-GeneratedBindings {
     $scratch = Join-Path ([System.IO.Path]::GetTempPath()) ([System.IO.Path]::GetRandomFileName())
     Invoke-Step $python @((Join-Path $NativeDir 'tools/gen_bindings.py'), '--out-dir', $scratch)
     $stale = @()
-    foreach ($path in @('src/Interop/Generated', 'native/tests/layout.g.c')) {
+    foreach ($path in @('src/Interop/Generated', 'native/tests/layout.g.c', 'src/Walker/Entries/EptEntry.Bits.g.cs', 'native/src/ept_bits.g.h')) {
         $committed = @(Get-ChildItem -LiteralPath (Join-Path $RootDir $path) -File -Recurse)
         foreach ($file in $committed) {
             $relative = [System.IO.Path]::GetRelativePath($RootDir, $file.FullName)
@@ -133,9 +134,9 @@ function Assert-GeneratedBindings {
     }
     Remove-Item -Recurse -Force $scratch
     if ($stale.Count -gt 0) {
-        throw "build.ps1: generated bindings are out of date ($($stale -join ', ')); run native/tools/gen_bindings.py"
+        throw "build.ps1: generated files are out of date ($($stale -join ', ')); run native/tools/gen_bindings.py"
     }
-    Write-Host 'generated bindings are up to date'
+    Write-Host 'generated files are up to date'
 }
 
 # Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages.

@@ -146,10 +146,11 @@ python_with_libclang() {
 }
 
 # The P/Invoke bindings in src/Interop/Generated and native/tests/layout.g.c are generated
-# from native/include/fastept.h and committed. Regenerate them into a scratch folder and fail
-# if they differ from what is committed: the header and the bindings must never drift apart.
+# from native/include/fastept.h, and EptEntry.Bits.g.cs / native/src/ept_bits.g.h from the
+# table in native/tools/ept_bits.py; all are committed. Regenerate them into a scratch folder
+# and fail if they differ from what is committed: the two sides must never drift apart.
 check_generated_bindings() {
-    banner "Checking generated bindings against native/include/fastept.h"
+    banner "Checking generated files (bindings from native/include/fastept.h, EPT bits from native/tools/ept_bits.py)"
     ensure_apt_packages python3-clang-14 libclang1-14
     local python
     python="$(python_with_libclang)"
@@ -158,16 +159,17 @@ check_generated_bindings() {
     scratch="$(mktemp -d)"
     "$python" "$native_dir/tools/gen_bindings.py" --out-dir "$scratch"
     local rc=0 path
-    for path in src/Interop/Generated native/tests/layout.g.c; do
+    for path in src/Interop/Generated native/tests/layout.g.c \
+        src/Walker/Entries/EptEntry.Bits.g.cs native/src/ept_bits.g.h; do
         if ! diff -ru "$root_dir/$path" "$scratch/$path"; then
             rc=1
         fi
     done
     rm -rf "$scratch"
     if [ "$rc" -ne 0 ]; then
-        die "generated bindings are out of date; run: $python native/tools/gen_bindings.py (and commit the result)"
+        die "generated files are out of date; run: $python native/tools/gen_bindings.py (and commit the result)"
     fi
-    echo "generated bindings are up to date"
+    echo "generated files are up to date"
 }
 
 # Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages; a test

@@ -4,8 +4,9 @@
 /*
  * internal.h - shared definitions of the native FastEpt library (not installed).
  *
- * Bit layout of an EPT entry (Intel SDM Vol. 3C 29.3.2) plus the software fields Xen keeps in
- * the ignored bits; the values are those of the managed FastEpt.EptEntry constants.
+ * The bit layout of an EPT entry (Intel SDM Vol. 3C 29.3.2) comes from ept_bits.g.h, generated
+ * by native/tools/gen_bindings.py from the table that also gives the managed FastEpt.EptEntry
+ * constants; the rest is written by hand.
  */
 
 #ifndef FASTEPT_INTERNAL_H
@@ -17,25 +18,16 @@
 
 #include "fastept.h"
 
-#define EPT_RWX_MASK UINT64_C(0x7)                      /* bits 2:0 */
-#define EPT_MEMTYPE_SHIFT 3                             /* bits 5:3 */
-#define EPT_IGNORE_PAT UINT64_C(0x40)                   /* bit 6 */
-#define EPT_SUPERPAGE UINT64_C(0x80)                    /* bit 7 */
-#define EPT_ACCESSED UINT64_C(0x100)                    /* bit 8 */
-#define EPT_DIRTY UINT64_C(0x200)                       /* bit 9 */
-#define EPT_MFN_MASK UINT64_C(0x000FFFFFFFFFF000)       /* bits 51:12 */
-#define EPT_MFN_FIELD_MAX (EPT_MFN_MASK >> 12)          /* all-ones frame field: "no frame" */
-#define EPT_TYPE_SHIFT 52                               /* bits 57:52 */
-#define EPT_TYPE_MASK (UINT64_C(0x3F) << EPT_TYPE_SHIFT)
-#define EPT_PAGING_WRITE (UINT64_C(1) << 58)            /* bit 58 */
-#define EPT_ACCESS_SHIFT 59                             /* bits 62:59 */
-#define EPT_ACCESS_MASK (UINT64_C(0xF) << EPT_ACCESS_SHIFT)
-#define EPT_SUPPRESS_VE (UINT64_C(1) << 63)             /* bit 63 */
+/* Functions shared between the library's sources but not part of its ABI: kept out of the
+   shared library's dynamic symbol table, so only fastept_* names are exported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EPT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define EPT_HIDDEN
+#endif
 
-#define EPT_PAGE_BITS 12
-#define EPT_TABLE_ORDER 9
-#define EPT_ENTRIES 512u
-#define EPT_OFFSET_MASK UINT64_C(0xFFF)
+/* EPT_* bit layout and geometry, generated with the managed EptEntry constants from one table. */
+#include "ept_bits.g.h"
 
 /* A slot of a freshly built table: not present, suppress-#VE set (the managed EmptySlot). */
 #define EPT_EMPTY_SLOT EPT_SUPPRESS_VE

@@ -18,7 +18,7 @@ namespace FastEpt
         /// Takes the writer lock for an external writer, as <see cref="SetEntry"/> does; throws
         /// <see cref="ObjectDisposedException"/> (with the lock released) when the p2m is disposed.
         /// </summary>
-        internal OrderedLock.Scope EnterWriter()
+        private OrderedLock.Scope EnterWriter()
         {
             ThrowIfDisposed();
             OrderedLock.Scope scope = _lock.Enter();
@@ -35,7 +35,7 @@ namespace FastEpt
         /// Whether <see cref="SetEntry"/> with these (validated) arguments writes a valid entry,
         /// i.e. whether it raises <see cref="MaxMappedPfn"/> before publishing (SetEntryLocked's rule).
         /// </summary>
-        internal bool WritesValidEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
+        private bool WritesValidEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
             => IsValid(BuildLeaf(gfn, mfn, (int)order, type, access));
 
         /// <summary>
@@ -46,7 +46,7 @@ namespace FastEpt
         /// <paramref name="podDelta"/> is added to <see cref="PodEntryCount"/>; every <see cref="SoftTlb"/>
         /// over this p2m is invalidated (it may have replaced a present entry). Writer lock held.
         /// </summary>
-        internal void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
+        private void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
         {
             Debug.Assert(_lock.IsHeldByCurrentThread);
             // The native writer does not say what it replaced: flush the software TLBs always.
@@ -67,6 +67,149 @@ namespace FastEpt
             }
 
             TryReclaimLocked();
+        }
+
+        /// <summary>
+        /// The one seam FastEpt.Interop's <c>NativeWalker</c> reaches this assembly through: what a
+        /// native walker needs to walk and write tables in a <see cref="HostMemory"/>, bound to a
+        /// <see cref="P2m"/> or to bare host memory, and nothing more. FastEpt.Interop sees this
+        /// assembly's internals (InternalsVisibleTo) but uses only this type and public API.
+        /// </summary>
+        /// <remarks>
+        /// <para><b>Binding</b> (<see cref="HostBase"/>, <see cref="ValidatedOptions"/>): read once
+        /// when a walker is built. The base pointer stays valid until the host memory is disposed;
+        /// every walk checks <see cref="IsDisposed(P2m)"/> / <see cref="IsDisposed(HostMemory)"/> first.</para>
+        /// <para><b>Readers</b> (<see cref="EnterRead"/> … <see cref="ReadSection.Exit"/>): lock-free and
+        /// allocation-free; any number of threads, concurrently with everything below, including a
+        /// writer and <see cref="Reclaim"/>. The section announces the walk to the epoch-based
+        /// reclamation exactly as <see cref="Translate"/> does, so a table unlinked while it is open
+        /// is not freed before it closes. Sections nest; close each on the thread that opened it.</para>
+        /// <para><b>Argument checks</b> (<see cref="ValidateBatch"/>, <see cref="ValidateSetArguments"/>,
+        /// <see cref="ValidateSet"/>): the p2m's own checks, same exceptions and parameter names;
+        /// no lock, nothing changed, safe on any thread.</para>
+        /// <para><b>Writers on a p2m</b>: <see cref="ValidateSet"/>, then <see cref="EnterWriter"/>,
+        /// which takes the p2m's writer lock, so a native write is serialised with
+        /// <see cref="SetEntry"/>, type changes, altp2m propagation and reclamation. While the
+        /// scope is held (and only then): <see cref="WritesValidEntry"/>, <see cref="SetMaxMappedPfn"/>
+        /// (raise before publishing, restore if the write fails, as SetEntryLocked does) and,
+        /// after the native writer published its entry, <see cref="CompleteExternalSet"/>.</para>
+        /// </remarks>
+        internal static class NativeAccess
+        {
+            // ---- Binding --------------------------------------------------------------------
+
+            /// <summary>The host memory's base address: table frame <c>n</c> is at <c>base + (n &lt;&lt; 12)</c>.</summary>
+            /// <exception cref="ObjectDisposedException">The memory was disposed.</exception>
+            internal static byte* HostBase(HostMemory memory) => memory.Base;
+
+            /// <summary>
+            /// A private copy of <paramref name="options"/> (the defaults when null), validated as the
+            /// <see cref="P2m"/> constructor validates its own; exceptions name <paramref name="paramName"/>.
+            /// </summary>
+            internal static P2mOptions ValidatedOptions(P2mOptions? options, string paramName)
+            {
+                P2mOptions o = (options ?? new P2mOptions()).Clone();
+                o.Validate(paramName);
+                return o;
+            }
+
+            /// <summary>An <see cref="EptTranslation"/> with these fields, for checking the native layout against it.</summary>
+            internal static EptTranslation Translation(EptStatus status, ulong hpa, int level, ulong qualification)
+                => new EptTranslation(status, hpa, level, qualification);
+
+            /// <summary>A <see cref="P2mEntry"/> from the fields of a native lookup.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            internal static P2mEntry Entry(ulong mfn, P2mType type, P2mAccess access, bool suppressVe, bool isMapped, int order)
+                => new P2mEntry(mfn, type, access, suppressVe, isMapped, order);
+
+            // ---- Disposal -------------------------------------------------------------------
+
+            /// <summary>True once the p2m's <see cref="Dispose"/> has started.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            internal static bool IsDisposed(P2m p2m) => p2m._disposed;
+
+            /// <summary>True once the host memory was disposed.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            internal static bool IsDisposed(HostMemory memory) => memory.IsDisposed;
+
+            // ---- Readers --------------------------------------------------------------------
+
+            /// <summary>Opens a read-side section around one native walk (or batch of walks).</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            internal static ReadSection EnterRead()
+            {
+                long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+                return new ReadSection(slot, previous);
+            }
+
+            /// <summary>An open read-side section; <see cref="Exit"/> closes it.</summary>
+            internal readonly struct ReadSection
+            {
+                private readonly Epoch.ReaderSlot _slot;
+                private readonly long _previous;
+
+                internal ReadSection(Epoch.ReaderSlot slot, long previous)
+                {
+                    _slot = slot;
+                    _previous = previous;
+                }
+
+                /// <summary>Closes the section opened by <see cref="EnterRead"/>.</summary>
+                [MethodImpl(MethodImplOptions.AggressiveInlining)]
+                internal void Exit() => Epoch.Exit(_slot, _previous);
+            }
+
+            // ---- Argument checks ------------------------------------------------------------
+
+            /// <summary><see cref="TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>'s checks, for a walker of the given width.</summary>
+            internal static void ValidateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results, ulong gpaLimit, int addressBits)
+                => ValidateBatchArguments(gpas, access, results, gpaLimit, addressBits);
+
+            /// <summary>The checks of <see cref="SetEntry"/> that need no p2m: enum ranges, the order (and 1G support), the GFN's range.</summary>
+            internal static void ValidateSetArguments(ulong gfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe, bool support1G, int addressBits)
+                => P2m.ValidateSetArguments(gfn, order, type, access, suppressVe, support1G, addressBits);
+
+            /// <summary>Every check <see cref="SetEntry"/> makes on <paramref name="p2m"/> before it takes the writer lock.</summary>
+            internal static void ValidateSet(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+                => p2m.ValidateSet(gfn, mfn, order, type, access, suppressVe);
+
+            // ---- Writers on a p2m -----------------------------------------------------------
+
+            /// <summary>
+            /// Takes <paramref name="p2m"/>'s writer lock for a native write, as <see cref="SetEntry"/>
+            /// does; throws <see cref="ObjectDisposedException"/> (lock released) when the p2m is disposed.
+            /// </summary>
+            internal static WriterScope EnterWriter(P2m p2m) => new WriterScope(p2m.EnterWriter());
+
+            /// <summary>The writer lock, held until <see cref="Dispose"/>.</summary>
+            internal readonly ref struct WriterScope
+            {
+                private readonly OrderedLock.Scope _scope;
+
+                internal WriterScope(OrderedLock.Scope scope) => _scope = scope;
+
+                /// <summary>Releases the writer lock.</summary>
+                public void Dispose() => _scope.Dispose();
+            }
+
+            /// <summary>Whether the (validated) write stores a valid entry, so <see cref="MaxMappedPfn"/> is raised first. Writer lock held.</summary>
+            internal static bool WritesValidEntry(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
+                => p2m.WritesValidEntry(gfn, mfn, order, type, access);
+
+            /// <summary>Sets <see cref="MaxMappedPfn"/> (raised before a write publishes, restored if it fails). Writer lock held.</summary>
+            internal static void SetMaxMappedPfn(P2m p2m, ulong value)
+            {
+                Debug.Assert(p2m._lock.IsHeldByCurrentThread);
+                p2m.MaxMappedPfn = value;
+            }
+
+            /// <summary>
+            /// Records a published native write in the p2m's bookkeeping: <paramref name="linked"/> new
+            /// table frames, the retired subtree (<see cref="Mfn.Invalid"/> for none) and the PoD change;
+            /// invalidates every <see cref="SoftTlb"/> over the p2m. Writer lock held.
+            /// </summary>
+            internal static void CompleteExternalSet(P2m p2m, ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
+                => p2m.CompleteExternalSet(linked, retiredTable, retiredLevel, podDelta);
         }
     }
 }
