@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using FastEpt.Testing;
 using FastEpt.Tests.Guest;
 
 namespace FastEpt.Tests.Emulation
@@ -100,9 +101,8 @@ namespace FastEpt.Tests.Emulation
                     ulong i1 = (ulong)_rng.Next(512 - LongModeLinearPages + 1);
                     _linBase = (i4 << 39) | (i3 << 30) | (i2 << 21) | (i1 << 12);
                     ulong extra = _rng.Next(2) == 1 ? Pte.Accessed : 0;
-                    WriteTable(0, i4, (PdptGfn << 12) | TableFlags | extra);
-                    WriteTable(1, i3, (PdGfn << 12) | TableFlags | extra);
-                    WriteTable(2, i2, (PtGfn << 12) | TableFlags | extra);
+                    _tables = new GuestPageTableBuilder(_memory, gfn => _tableMfn + (gfn - Pml4Gfn), levels: 4, firstTableGfn: Pml4Gfn, firstPageTableGfn: PtGfn);
+                    _tables.TableFor(_linBase, level: 1, TableFlags | extra);
                     RemapLinear();
                 }
                 else
@@ -125,17 +125,13 @@ namespace FastEpt.Tests.Emulation
             // Long mode: each linear page of the window maps to a random window GFN (aliases allowed).
             private void RemapLinear()
             {
-                ulong i1 = (_linBase >> 12) & 511;
                 for (int j = 0; j < _linPages; j++)
                 {
                     _linToWin[j] = _rng.Next(WindowPages);
                     ulong ad = _rng.Next(3) switch { 0 => 0, 1 => Pte.Accessed, _ => Pte.Accessed | Pte.Dirty };
-                    WriteTable(3, i1 + (ulong)j, ((WindowGfn + (ulong)_linToWin[j]) << 12) | TableFlags | ad);
+                    _tables!.Map(_linBase + ((ulong)j << 12), (WindowGfn + (ulong)_linToWin[j]) << 12, PageOrder.Size4K, TableFlags | ad, TableFlags);
                 }
             }
-
-            private void WriteTable(int table, ulong index, ulong entry)
-                => _memory.WriteUInt64(((_tableMfn + (ulong)table) << 12) + (index * 8), entry);
         }
     }
 }

@@ -2,6 +2,7 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using System.Diagnostics;
+using FastEpt.Testing;
 using FastEpt.Tests.Guest;
 using Xunit.Abstractions;
 
@@ -158,7 +159,7 @@ namespace FastEpt.Tests.Emulation
         {
             private const ulong WindowGfn = 0x40;               // the data window: GFNs 0x40..0x57
             private const int WindowPages = 24;
-            private const ulong Pml4Gfn = 0x10, PdptGfn = 0x11, PdGfn = 0x12, PtGfn = 0x13;
+            private const ulong Pml4Gfn = 0x10, PtGfn = 0x13;
             private const int LongModeLinearPages = 16;
             private const int MaxPasses = 5_000;
             private const int RemapInterval = 40;               // long mode: new linear -> GFN map every so often
@@ -184,6 +185,7 @@ namespace FastEpt.Tests.Emulation
             private readonly int[,] _seen = new int[3, 64];
 
             private Domain? _domain;
+            private GuestPageTableBuilder? _tables;             // long mode: PML4, PDPT, PD and PT at GFNs 0x10..0x13
             private HvmEmulation? _emu;
             private bool _longMode;
             private ulong _linBase;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using FastEpt.Testing;
+
 namespace FastEpt.Tests.Guest
 {
     /// <summary>
@@ -53,39 +55,29 @@ namespace FastEpt.Tests.Guest
             _ => throw new ArgumentOutOfRangeException(nameof(level)),
         };
 
-        public static ulong Index(ulong gla, int level) => (gla >> (12 + (9 * (level - 1)))) & 511;
+        public static ulong Index(ulong gla, int level) => GuestPageTableBuilder.Index(gla, level);
 
         public ulong EntryGpa(int level) => (TableGfn(level) << 12) | (Index(Gla, level) * 8);
 
         /// <summary>Writes the four tables (P|W|U plus <paramref name="extra"/>) down to a leaf at <paramref name="leafLevel"/>.</summary>
         public void BuildTables(ulong extra, int leafLevel = 1)
         {
+            // All four frames start clean, the ones a large leaf leaves unused included.
             for (int level = 4; level >= 1; level--)
             {
                 Memory.Frame(RamMfn + TableGfn(level)).Clear();
             }
 
             const ulong Flags = Pte.Present | Pte.Writable | Pte.User;
-            for (int level = 4; level > leafLevel; level--)
+            GuestPageTableBuilder tables = new(Memory, gfn => RamMfn + gfn, levels: 4, firstTableGfn: Pml4Gfn, firstPageTableGfn: PtGfn);
+            (ulong leaf, PageOrder size, ulong offsetMask) = leafLevel switch
             {
-                WriteEntry(level, (TableGfn(level - 1) << 12) | Flags | extra);
-            }
-
-            switch (leafLevel)
-            {
-                case 1:
-                    WriteEntry(1, (DataGfn << 12) | Flags | extra);
-                    FinalGpa = (DataGfn << 12) | (Gla & 0xFFF);
-                    break;
-                case 2:
-                    WriteEntry(2, Leaf2M | Pte.PageSize | Flags | extra);
-                    FinalGpa = Leaf2M | (Gla & 0x1F_FFFF);
-                    break;
-                default:
-                    WriteEntry(3, Leaf1G | Pte.PageSize | Flags | extra);
-                    FinalGpa = Leaf1G | (Gla & 0x3FFF_FFFF);
-                    break;
-            }
+                1 => (DataGfn << 12, PageOrder.Size4K, 0xFFFUL),
+                2 => (Leaf2M, PageOrder.Size2M, 0x1F_FFFFUL),
+                _ => (Leaf1G, PageOrder.Size1G, 0x3FFF_FFFFUL),
+            };
+            tables.Map(Gla, leaf, size, Flags | extra, Flags | extra);
+            FinalGpa = leaf | (Gla & offsetMask);
 
             // The data page of a 1G leaf lies outside the 4 MiB of RAM: give it a frame of its own.
             if (!Domain.HostP2m.GetEntry(FinalGpa >> 12).IsMapped)
