@@ -3,7 +3,7 @@
 
 using System;
 using System.Buffers.Binary;
-using System.Diagnostics;
+using FastEpt.Testing;
 
 namespace FastEpt.Bench
 {
@@ -30,13 +30,10 @@ namespace FastEpt.Bench
     /// <see cref="Verify"/> checks that the tables stay bit for bit unchanged.
     /// </para>
     /// </remarks>
-    public sealed class EmulationGuest : IDisposable
+    public sealed class EmulationGuest : LongModeGuest
     {
         /// <summary>Guest RAM in bytes (4 MiB: 2 MiB of page tables, 2 MiB of data pages).</summary>
         public const long GuestRamBytes = 4L << 20;
-
-        /// <summary>Guest RAM in 4 KiB frames.</summary>
-        public const long GuestFrames = GuestRamBytes >> PageBits;
 
         /// <summary>4K pages in each linear region (one guest page table).</summary>
         public const int RegionPages = 512;
@@ -62,52 +59,32 @@ namespace FastEpt.Bench
         private const int PageBits = 12;
         private const int RegionBits = 21;
         private const ulong PageMask = (1UL << PageBits) - 1;
-        private const ulong Pml4Gfn = 1, PdptGfn = 2, PdGfn = 3, RamPtGfn = 16, MmioPtGfn = 17;
+        private const ulong Pml4Gfn = 1, RamPtGfn = 16;
         private const ulong Scramble = 0x2A5;                    // GFN -> MFN: RamMfn + (gfn ^ Scramble)
-        private const ulong PteP = 1, PteRw = 2, PteA = 1 << 5, PteD = 1 << 6;
-        private const ulong TableFlags = PteP | PteRw | PteA;
+        private const ulong TableFlags = GuestPageTableBuilder.Present | GuestPageTableBuilder.Writable | GuestPageTableBuilder.Accessed;
         private const ulong QualFinal = 1UL << 8;                // EPT violation qualification: the final access, not a paging structure
-        private const ulong LeafFlags = PteP | PteRw | PteA | PteD;
+        private const ulong LeafFlags = TableFlags | GuestPageTableBuilder.Dirty;
 
         // Room for the EPT tables besides guest RAM.
         private const long TableReserveBytes = 4L << 20;
 
-        private static readonly ulong[] TableGfns = [Pml4Gfn, PdptGfn, PdGfn, RamPtGfn, MmioPtGfn];
-
         private readonly ulong _ramXor;
         private readonly ulong _mmioXor;
-        private bool _disposed;
 
         /// <summary>Builds the guest: the 4K EPT mapping of guest RAM, the MMIO range, then the guest page tables.</summary>
         /// <param name="seed">Chooses each region's page order.</param>
         public EmulationGuest(int seed)
+            : base(GuestRamBytes, TableReserveBytes, Scramble)
         {
-            Stopwatch watch = Stopwatch.StartNew();
-            Memory = new HostMemory(GuestRamBytes + TableReserveBytes);
             try
             {
-                Domain = new Domain(Memory, new DomainOptions { Vcpus = 1, AltViews = 0 });
-                RamMfn = Memory.AllocateFrames(GuestFrames);
-                P2m p2m = Domain.HostP2m;
-                for (ulong gfn = 0; gfn < (ulong)GuestFrames; gfn++)
-                {
-                    p2m.SetEntry(gfn, MfnOf(gfn), PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
-                }
-
                 Device = new MemoryMmioDevice(MmioGpa, MmioPages);
                 Domain.MapMmio(MmioGpa >> PageBits, MmioPages, Device);
 
                 Random random = new Random(seed);
                 _ramXor = (ulong)random.Next(1, RegionPages);
                 _mmioXor = (ulong)random.Next(1, RegionPages);
-                BuildTables();
-
-                Vcpu = Domain.Vcpus[0];
-                Vcpu.Mode = GuestPagingMode.LongMode4;
-                Vcpu.Cr3 = Pml4Gfn << PageBits;
-                Vcpu.Wp = true;
-                Vcpu.Nxe = true;
-                BuildTime = watch.Elapsed;
+                BuildTables(Pml4Gfn, RamPtGfn, MapRegions);
             }
             catch
             {
@@ -116,23 +93,8 @@ namespace FastEpt.Bench
             }
         }
 
-        /// <summary>The host memory under guest RAM and the EPT tables.</summary>
-        public HostMemory Memory { get; }
-
-        /// <summary>The domain; its host p2m (view 0) is the stage-2 mapping.</summary>
-        public Domain Domain { get; } = null!;
-
-        /// <summary>The vCPU whose paging state (LongMode4, CR3, WP, NXE) points at the guest tables.</summary>
-        public Vcpu Vcpu { get; } = null!;
-
         /// <summary>The device behind the MMIO range.</summary>
         public MemoryMmioDevice Device { get; } = null!;
-
-        /// <summary>First MFN of guest RAM.</summary>
-        public ulong RamMfn { get; }
-
-        /// <summary>How long building the guest took.</summary>
-        public TimeSpan BuildTime { get; }
 
         /// <summary>
         /// Returns <paramref name="count"/> random linear addresses of 8-byte accesses in the MMIO
@@ -166,9 +128,6 @@ namespace FastEpt.Bench
             ulong page = ((gla - (mmio ? MmioGla : RamGla)) >> PageBits) ^ (mmio ? _mmioXor : _ramXor);
             return (mmio ? MmioGpa : DataGfn << PageBits) + (page << PageBits) + (gla & PageMask);
         }
-
-        /// <summary>The HPA that the RAM GPA <paramref name="gpa"/> maps to, from the layout (not the EPT).</summary>
-        public ulong ExpectedHpa(ulong gpa) => (MfnOf(gpa >> PageBits) << PageBits) | (gpa & PageMask);
 
         /// <summary>
         /// Checks 8-byte accesses at every address of <paramref name="glas"/>, all in one region,
@@ -258,19 +217,6 @@ namespace FastEpt.Bench
             }
         }
 
-        /// <summary>Disposes the domain, then the host memory.</summary>
-        public void Dispose()
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            Domain?.Dispose();
-            Memory.Dispose();
-        }
-
         private static void Check(HvmEmulation emulation, ulong gla, EmulationResult result, string call)
         {
             if (result != EmulationResult.Okay)
@@ -317,35 +263,18 @@ namespace FastEpt.Bench
             return ref Memory.Frame(hpa >> PageBits)[(int)(hpa & PageMask)];
         }
 
-        private ulong MfnOf(ulong gfn) => RamMfn + (gfn ^ Scramble);
-
-        private void BuildTables()
+        // PML4, PDPT and the one PD at GFNs 1 to 3; the RAM region's page table at GFN 16, the MMIO region's at 17.
+        private void MapRegions(GuestPageTableBuilder tables)
         {
-            foreach (ulong gfn in TableGfns)
+            foreach (ulong region in (ReadOnlySpan<ulong>)[RamGla, MmioGla])
             {
-                ClearFrame(gfn);
-            }
-
-            WriteGuest(Entry(Pml4Gfn, RamGla, 4), (PdptGfn << PageBits) | TableFlags);
-            WriteGuest(Entry(PdptGfn, RamGla, 3), (PdGfn << PageBits) | TableFlags);
-            WriteGuest(Entry(PdGfn, RamGla, 2), (RamPtGfn << PageBits) | TableFlags);
-            WriteGuest(Entry(PdGfn, MmioGla, 2), (MmioPtGfn << PageBits) | TableFlags);
-            for (ulong j = 0; j < RegionPages; j++)
-            {
-                WriteGuest((RamPtGfn << PageBits) | (j * 8), ExpectedGpa(RamGla + (j << PageBits)) | LeafFlags);
-                WriteGuest((MmioPtGfn << PageBits) | (j * 8), ExpectedGpa(MmioGla + (j << PageBits)) | LeafFlags);
+                for (ulong j = 0; j < RegionPages; j++)
+                {
+                    ulong gla = region + (j << PageBits);
+                    tables.Map(gla, ExpectedGpa(gla), PageOrder.Size4K, LeafFlags, TableFlags);
+                }
             }
         }
-
-        // The GPA of the level-`level` entry that maps `gla` in the table at `tableGfn`.
-        private static ulong Entry(ulong tableGfn, ulong gla, int level)
-            => (tableGfn << PageBits) | (((gla >> (PageBits + (9 * (level - 1)))) & 511) * 8);
-
-        private void ClearFrame(ulong gfn) => Memory.Frame(MfnOf(gfn)).Clear();
-
-        private void WriteGuest(ulong gpa, ulong value) => Memory.WriteUInt64(ExpectedHpa(gpa), value);
-
-        private ulong ReadGuest(ulong gpa) => Memory.ReadUInt64(ExpectedHpa(gpa));
 
         // References held on the data pages, all together.
         private long DataReferences()
@@ -357,22 +286,6 @@ namespace FastEpt.Bench
             }
 
             return sum;
-        }
-
-        // A position-sensitive hash of every guest table's contents.
-        private ulong TableChecksum()
-        {
-            ulong h = 14695981039346656037UL;
-            foreach (ulong gfn in TableGfns)
-            {
-                for (ulong s = 0; s < 512; s++)
-                {
-                    h = (h ^ ReadGuest((gfn << PageBits) | (s * 8))) * 1099511628211UL;
-                    h ^= h >> 29;
-                }
-            }
-
-            return h;
         }
     }
 }

@@ -2,7 +2,7 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using System;
-using System.Diagnostics;
+using FastEpt.Testing;
 
 namespace FastEpt.Bench
 {
@@ -29,13 +29,10 @@ namespace FastEpt.Bench
     /// final one: 5), a 2M-page walk 3 (4 EPT walks in all).
     /// </para>
     /// </remarks>
-    public sealed class Walk2DGuest : IDisposable
+    public sealed class Walk2DGuest : LongModeGuest
     {
         /// <summary>Guest RAM in bytes (256 MiB).</summary>
         public const long GuestRamBytes = 256L << 20;
-
-        /// <summary>Guest RAM in 4 KiB frames.</summary>
-        public const long GuestFrames = GuestRamBytes >> PageBits;
 
         /// <summary>log2 of a 2 MiB region.</summary>
         public const int RegionBits = 21;
@@ -50,36 +47,24 @@ namespace FastEpt.Bench
         public const PageFaultErrorCode Pfec = PageFaultErrorCode.None;
 
         private const int PageBits = 12;
-        private const ulong Pml4Gfn = 1, PdptGfn = 2, PdGfn = 3, FirstPtGfn = 16;
+        private const ulong Pml4Gfn = 1, FirstPtGfn = 16;
         private const ulong Scramble = 0x5A5;                    // GFN -> MFN: RamMfn + (gfn ^ Scramble)
-        private const ulong PteP = 1, PteRw = 2, PteA = 1 << 5, PteD = 1 << 6, PtePs = 1 << 7;
-        private const ulong TableFlags = PteP | PteRw | PteA;
-        private const ulong LeafFlags = PteP | PteRw | PteA | PteD;
+        private const ulong TableFlags = GuestPageTableBuilder.Present | GuestPageTableBuilder.Writable | GuestPageTableBuilder.Accessed;
+        private const ulong LeafFlags = TableFlags | GuestPageTableBuilder.Dirty;
 
         // Room for the EPT tables besides guest RAM: 128 leaf tables and 3 upper ones.
         private const long TableReserveBytes = 16L << 20;
 
         private readonly bool[] _is4K = new bool[RegionCount];
         private readonly ulong[] _pageXor = new ulong[RegionCount];   // 4K region: linear page j -> GPA page j ^ x
-        private readonly ulong[] _tableGfns;
-        private bool _disposed;
 
         /// <summary>Builds the guest: the 4K EPT mapping of guest RAM, then the guest page tables.</summary>
         /// <param name="seed">Chooses the 4K regions and their page orders.</param>
         public Walk2DGuest(int seed)
+            : base(GuestRamBytes, TableReserveBytes, Scramble)
         {
-            Stopwatch watch = Stopwatch.StartNew();
-            Memory = new HostMemory(GuestRamBytes + TableReserveBytes);
             try
             {
-                Domain = new Domain(Memory, new DomainOptions { Vcpus = 1, AltViews = 0 });
-                RamMfn = Memory.AllocateFrames(GuestFrames);
-                P2m p2m = Domain.HostP2m;
-                for (ulong gfn = 0; gfn < (ulong)GuestFrames; gfn++)
-                {
-                    p2m.SetEntry(gfn, MfnOf(gfn), PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
-                }
-
                 // Exactly half of the regions (rounded down) in 4K pages, chosen by a seeded shuffle.
                 Random random = new Random(seed);
                 int[] order = new int[RegionCount];
@@ -100,15 +85,7 @@ namespace FastEpt.Bench
                 }
 
                 Regions4K = RegionCount / 2;
-                _tableGfns = new ulong[3 + Regions4K];
-                BuildTables();
-
-                Vcpu = Domain.Vcpus[0];
-                Vcpu.Mode = GuestPagingMode.LongMode4;
-                Vcpu.Cr3 = Pml4Gfn << PageBits;
-                Vcpu.Wp = true;
-                Vcpu.Nxe = true;
-                BuildTime = watch.Elapsed;
+                BuildTables(Pml4Gfn, FirstPtGfn, MapRegions);
             }
             catch
             {
@@ -117,29 +94,14 @@ namespace FastEpt.Bench
             }
         }
 
-        /// <summary>The host memory under guest RAM and the EPT tables.</summary>
-        public HostMemory Memory { get; }
-
-        /// <summary>The domain; its host p2m (view 0) is the stage-2 mapping.</summary>
-        public Domain Domain { get; } = null!;
-
-        /// <summary>The vCPU whose paging state (LongMode4, CR3, WP, NXE) points at the guest tables.</summary>
-        public Vcpu Vcpu { get; } = null!;
-
         /// <summary>The stage-2 hierarchy: <see cref="Domain.HostP2m"/>.</summary>
         public P2m P2m => Domain.HostP2m;
-
-        /// <summary>First MFN of guest RAM.</summary>
-        public ulong RamMfn { get; }
 
         /// <summary>Linear regions mapped with 4K guest pages; the other <see cref="Regions2M"/> are 2M pages.</summary>
         public int Regions4K { get; }
 
         /// <summary>Linear regions mapped with one 2M guest page each.</summary>
         public int Regions2M => RegionCount - Regions4K;
-
-        /// <summary>How long building the guest took.</summary>
-        public TimeSpan BuildTime { get; }
 
         /// <summary>Whether linear region <paramref name="region"/> is mapped with 4K guest pages.</summary>
         public bool IsRegion4K(int region) => _is4K[region];
@@ -175,9 +137,6 @@ namespace FastEpt.Bench
             ulong page = ((offset >> PageBits) & 511) ^ _pageXor[region];
             return regionGpa | (page << PageBits) | (gla & 0xFFF);
         }
-
-        /// <summary>The HPA that <paramref name="gpa"/> maps to, from the layout (not the EPT).</summary>
-        public ulong ExpectedHpa(ulong gpa) => (MfnOf(gpa >> PageBits) << PageBits) | (gpa & 0xFFF);
 
         /// <summary>
         /// Walks every address of <paramref name="glas"/> with <see cref="Vcpu.TranslateLinear"/>
@@ -237,84 +196,30 @@ namespace FastEpt.Bench
             return gpas;
         }
 
-        /// <summary>Disposes the domain, then the host memory.</summary>
-        public void Dispose()
+        // PML4, PDPT and the one PD at GFNs 1 to 3, the page tables from GFN 16 in region order.
+        private void MapRegions(GuestPageTableBuilder tables)
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            Domain?.Dispose();
-            Memory.Dispose();
-        }
-
-        private ulong MfnOf(ulong gfn) => RamMfn + (gfn ^ Scramble);
-
-        private void BuildTables()
-        {
-            ulong nextPt = FirstPtGfn;
-            int t = 0;
-            _tableGfns[t++] = Pml4Gfn;
-            _tableGfns[t++] = PdptGfn;
-            _tableGfns[t++] = PdGfn;
-            ClearFrame(Pml4Gfn);
-            ClearFrame(PdptGfn);
-            ClearFrame(PdGfn);
-            WriteGuest(Entry(Pml4Gfn, GlaBase, 4), (PdptGfn << PageBits) | TableFlags);
-            WriteGuest(Entry(PdptGfn, GlaBase, 3), (PdGfn << PageBits) | TableFlags);
             for (int r = 0; r < RegionCount; r++)
             {
                 ulong gla = GlaBase + ((ulong)r << RegionBits);
                 ulong regionGpa = (ulong)(r + 1) << RegionBits;
                 if (!_is4K[r])
                 {
-                    WriteGuest(Entry(PdGfn, gla, 2), regionGpa | PtePs | LeafFlags);
+                    tables.Map(gla, regionGpa, PageOrder.Size2M, LeafFlags, TableFlags);
                     continue;
                 }
 
-                ulong pt = nextPt++;
-                _tableGfns[t++] = pt;
-                ClearFrame(pt);
-                WriteGuest(Entry(PdGfn, gla, 2), (pt << PageBits) | TableFlags);
                 for (ulong j = 0; j < 512; j++)
                 {
                     ulong pageGpa = regionGpa | ((j ^ _pageXor[r]) << PageBits);
-                    WriteGuest((pt << PageBits) | (j * 8), pageGpa | LeafFlags);
+                    tables.Map(gla | (j << PageBits), pageGpa, PageOrder.Size4K, LeafFlags, TableFlags);
                 }
             }
 
-            if (nextPt > 512)
+            if (tables.TableGfns[^1] >= 512)
             {
                 throw new InvalidOperationException("Walk2DGuest: the guest tables do not fit in the first 2 MiB region.");
             }
-        }
-
-        // The GPA of the level-`level` entry that maps `gla` in the table at `tableGfn`.
-        private static ulong Entry(ulong tableGfn, ulong gla, int level)
-            => (tableGfn << PageBits) | (((gla >> (PageBits + (9 * (level - 1)))) & 511) * 8);
-
-        private void ClearFrame(ulong gfn) => Memory.Frame(MfnOf(gfn)).Clear();
-
-        private void WriteGuest(ulong gpa, ulong value) => Memory.WriteUInt64(ExpectedHpa(gpa), value);
-
-        private ulong ReadGuest(ulong gpa) => Memory.ReadUInt64(ExpectedHpa(gpa));
-
-        // A position-sensitive hash of every guest table's contents.
-        private ulong TableChecksum()
-        {
-            ulong h = 14695981039346656037UL;
-            foreach (ulong gfn in _tableGfns)
-            {
-                for (ulong s = 0; s < 512; s++)
-                {
-                    h = (h ^ ReadGuest((gfn << PageBits) | (s * 8))) * 1099511628211UL;
-                    h ^= h >> 29;
-                }
-            }
-
-            return h;
         }
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using FastEpt.Testing;
 using FastEpt.Tests.Guest;
 
 namespace FastEpt.Tests.Emulation
@@ -15,6 +16,10 @@ namespace FastEpt.Tests.Emulation
         public const ulong Pml4Gfn = 0x10, PdptGfn = 0x11, PdGfn = 0x12, PtGfn = 0x13;
         public const ulong RamPages = 0x100;
 
+        private const ulong TableFlags = Pte.Present | Pte.Writable | Pte.User | Pte.Accessed;
+
+        private readonly GuestPageTableBuilder _tables;
+
         public ScenarioGuest(int altViews = 0)
         {
             Memory = new HostMemory(0x400L * 4096);
@@ -25,12 +30,11 @@ namespace FastEpt.Tests.Emulation
                 Domain.HostP2m.SetEntry(g, RamMfn + g, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
             }
 
-            const ulong Table = Pte.Present | Pte.Writable | Pte.User | Pte.Accessed;
-            WriteGuest(Pml4Gfn << 12, (PdptGfn << 12) | Table);
-            WriteGuest(PdptGfn << 12, (PdGfn << 12) | Table);
-            WriteGuest(PdGfn << 12, (PtGfn << 12) | Table);
+            // PML4, PDPT, PD and the one page table, linked at index 0: linear [0, 2 MiB).
+            _tables = new GuestPageTableBuilder(Memory, gfn => RamMfn + gfn, levels: 4, firstTableGfn: Pml4Gfn, firstPageTableGfn: PtGfn);
+            _tables.TableFor(0, level: 1, TableFlags);
             Cpu.Mode = GuestPagingMode.LongMode4;
-            Cpu.Cr3 = Pml4Gfn << 12;
+            Cpu.Cr3 = _tables.Cr3;
         }
 
         public HostMemory Memory { get; }
@@ -43,13 +47,11 @@ namespace FastEpt.Tests.Emulation
 
         /// <summary>Maps linear page <paramref name="page"/> (0..511) to <paramref name="gfn"/>, writable, user, A and D set.</summary>
         public void MapLinear(ulong page, ulong gfn, ulong extra = Pte.Writable | Pte.User)
-            => WriteGuest((PtGfn << 12) + (page * 8), (gfn << 12) | Pte.Present | Pte.Accessed | Pte.Dirty | extra);
+            => _tables.Map(page << 12, gfn << 12, PageOrder.Size4K, Pte.Present | Pte.Accessed | Pte.Dirty | extra, TableFlags);
 
-        public void Unmap(ulong page) => WriteGuest((PtGfn << 12) + (page * 8), 0);
+        public void Unmap(ulong page) => _tables.Unmap(page << 12, PageOrder.Size4K);
 
         public Span<byte> Ram(ulong gfn) => Memory.Frame(RamMfn + gfn);
-
-        public void WriteGuest(ulong gpa, ulong value) => Memory.WriteUInt64(((RamMfn + (gpa >> 12)) << 12) | (gpa & 0xFFF), value);
 
         public void Dispose()
         {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
-using FastEpt.Internal;
-
 namespace FastEpt.Tests.Guest
 {
     /// <summary>
@@ -10,7 +8,7 @@ namespace FastEpt.Tests.Guest
     /// lock, the mem_access fallback entered unlocked, page references, and the seed deadlock
     /// scenario with a writer queued on a writer-preferring lock.
     /// </summary>
-    public sealed class GetPageFromGvaTests
+    public sealed partial class GetPageFromGvaTests
     {
         private const ulong Gla = TwoDimensionalGuest.Gla;
         private const ulong QualFinal = 0x100;
@@ -332,171 +330,6 @@ namespace FastEpt.Tests.Guest
             g.Domain.Altp2m.Switch(g.Cpu, 0);
             using GuestPage host = g.Cpu.GetPageFromGva(Gla, AccessKind.Read);
             Assert.True(host.IsOk && !host.ViaMemAccess);
-        }
-
-        [Fact]
-        public async Task SeedScenario_WriterQueuedWhileTheFastPathHoldsTheReadLock_FallbackCompletes()
-        {
-            // docs/model/mem-access.md §5.5: writer-preferring lock, a writer queued, mem_access on, a GVA whose fast
-            // translation fails. The fallback reads guest page tables through an accessor that takes
-            // the read lock itself; it must not still hold it (Xen before 0012ae8afb did: deadlock).
-            // Not `using`: after a deadlock, disposing would wait for the stuck reader forever; the
-            // guest is disposed only once every thread has finished.
-            TwoDimensionalGuest g = new(ad: false);
-            g.SetAccess(0, TwoDimensionalGuest.PtGfn, P2mAccess.N);
-            OrderedLock hostLock = g.Domain.HostP2m.P2mLock;
-            ulong spareMfn = g.Memory.AllocateFrame();
-            Task? writer = null;
-            int hookRuns = 0, readersSeenInHook = -1;
-            g.Cpu.AfterFastPathFailed = () =>
-            {
-                hookRuns++;
-                readersSeenInHook = hostLock.Readers;
-                writer = Task.Run(() => g.Domain.HostP2m.SetEntry(0x300, spareMfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
-                var sw = System.Diagnostics.Stopwatch.StartNew();
-                while (hostLock.WritersWaiting == 0)
-                {
-                    Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), "the writer never queued");
-                    Thread.Yield();
-                }
-            };
-
-            // Watchdog: a deadlock fails the test instead of hanging the run.
-            Task<(GuestPageStatus, bool, ulong)> reader = Task.Run(() =>
-            {
-                using GuestPage p = g.Cpu.GetPageFromGva(Gla, AccessKind.Read);
-                return (p.Status, p.ViaMemAccess, p.Mfn);
-            });
-            Task all = Task.WhenAll(reader, Task.Run(async () =>
-            {
-                while (Volatile.Read(ref writer) is null && !reader.IsCompleted)
-                {
-                    await Task.Delay(1);
-                }
-
-                await (Volatile.Read(ref writer) ?? Task.CompletedTask);
-            }));
-            bool finished = await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(30))) == all;
-            Assert.True(finished, "deadlock: the get-page fallback or the queued writer never finished");
-            using (g)
-            {
-                (GuestPageStatus status, bool via, ulong mfn) = await reader;
-                Assert.Equal(1, hookRuns);
-                Assert.Equal(1, readersSeenInHook);                 // the fast path held the read lock
-                Assert.Equal(GuestPageStatus.Ok, status);
-                Assert.True(via);
-                Assert.Equal(DataMfn(g), mfn);
-                Assert.Equal(spareMfn, g.Domain.HostP2m.GetEntry(0x300).Mfn);
-                Assert.Equal(0, hostLock.Readers);
-            }
-        }
-
-        [Fact]
-        public void OldDesign_ReadLockHeldAcrossTheSoftwareWalk_CheckerThrows()
-        {
-            // The pre-2018 shape: the fallback ran with the fast path's read lock still held. The
-            // accessor asserts no lock is held, and the checker refuses the recursive read itself.
-            using TwoDimensionalGuest g = new(ad: false);
-            Assert.True(OrderedLock.CheckOrder, "The lock-order checker must be on for the test run.");
-            OrderedLock hostLock = g.Domain.HostP2m.P2mLock;
-            ulong pteGpa = g.EntryGpa(1);
-
-            using (hostLock.EnterRead())
-            {
-                LockRecursionException accessor = Assert.Throws<LockRecursionException>(() => g.Cpu.TryReadGuestUInt64(0, pteGpa, out _));
-                Assert.Contains("'host p2m' (read", accessor.Message);
-                LockRecursionException recursive = Assert.Throws<LockRecursionException>(() => { using (hostLock.EnterRead()) { } });
-                Assert.Contains("'host p2m'", recursive.Message);
-            }
-
-            Assert.True(g.Cpu.TryReadGuestUInt64(0, pteGpa, out ulong pte));
-            Assert.Equal(g.ReadEntry(1), pte);
-        }
-
-        [Fact]
-        public void Randomized_AccessOnTablesAndPage_MatchesTheRules()
-        {
-            // 3,000 random combinations of mem_access on the four table pages and the data page,
-            // access kind and EPTP A/D, against a plain model of the 2D walk's EPT checks and of the
-            // fallback's rules. Fresh tables each time (no A/D yet: the walk must write A).
-            var rng = new Random(0x5EED);
-            using TwoDimensionalGuest plain = new(ad: false);
-            using TwoDimensionalGuest withAd = new(ad: true);
-            for (int i = 0; i < 3000; i++)
-            {
-                TwoDimensionalGuest g = rng.Next(2) == 0 ? plain : withAd;
-                bool ad = ReferenceEquals(g, withAd);
-                g.BuildTables(extra: 0);
-                var access = new P2mAccess[5];     // [level 4..1] tables, [0] data
-                for (int j = 0; j < 5; j++)
-                {
-                    access[j] = rng.Next(3) == 0 ? UsableOnRam[rng.Next(UsableOnRam.Length)] : P2mAccess.RWX;
-                    ulong gfn = j == 0 ? TwoDimensionalGuest.DataGfn : TwoDimensionalGuest.TableGfn(j);
-                    g.SetAccess(0, gfn, access[j]);
-                }
-
-                AccessKind kind = (AccessKind)(1 << rng.Next(3));
-                (GuestPageStatus want, bool wantVia) = Model(access, kind, ad);
-
-                using GuestPage page = g.Cpu.GetPageFromGva(Gla, kind);
-
-                string ctx = $"#{i} ad={ad} {kind} tables(4..1)={access[4]},{access[3]},{access[2]},{access[1]} data={access[0]} got {page}";
-                Assert.True(want == page.Status, ctx);
-                Assert.True(wantVia == page.ViaMemAccess, ctx);
-                if (page.IsOk)
-                {
-                    Assert.True(DataMfn(g) == page.Mfn, ctx);
-                }
-            }
-
-            Assert.Equal(0, plain.Memory.ReferenceCount(DataMfn(plain)));
-            Assert.Equal(0, withAd.Memory.ReferenceCount(DataMfn(withAd)));
-        }
-
-        private static (GuestPageStatus, bool) Model(P2mAccess[] access, AccessKind kind, bool ad)
-        {
-            bool write = kind == AccessKind.Write;
-            // The CPU's walk: reads of the four tables (writes too under EPTP A/D), then A on every
-            // table entry (D on the leaf of a write), then the final access.
-            int failedTable = 0;
-            bool failedWrite = false;
-            for (int level = 4; level >= 1 && failedTable == 0; level--)
-            {
-                string r = Rights[access[level]];
-                if (!r.Contains('r') || (ad && !r.Contains('w')))
-                {
-                    failedTable = level;
-                    failedWrite = ad;
-                }
-            }
-
-            for (int level = 4; level >= 1 && failedTable == 0; level--)
-            {
-                if (!Rights[access[level]].Contains('w'))
-                {
-                    failedTable = level;
-                    failedWrite = true;
-                }
-            }
-
-            bool finalAllowed = Rights[access[0]].Contains(Letter(kind));
-            if (failedTable == 0 && finalAllowed)
-            {
-                return (GuestPageStatus.Ok, false);
-            }
-
-            bool finalExplained = Explains(access[0], write);
-            if (failedTable == 0)
-            {
-                return finalExplained ? (GuestPageStatus.Ok, true) : (GuestPageStatus.EptViolation, false);
-            }
-
-            if (!Explains(access[failedTable], failedWrite))
-            {
-                return (GuestPageStatus.EptViolation, false);
-            }
-
-            return finalAllowed || finalExplained ? (GuestPageStatus.Ok, true) : (GuestPageStatus.EptViolation, false);
         }
 
         private sealed class NullDevice : IMmioDevice

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using FastEpt.Testing;
+
 namespace FastEpt.Tests.Guest
 {
     /// <summary>Guest paging-structure entry bits (Intel SDM Vol. 3A tables 4-15 to 4-20).</summary>
     internal static class Pte
     {
-        public const ulong Present = 1UL << 0;
-        public const ulong Writable = 1UL << 1;
-        public const ulong User = 1UL << 2;
-        public const ulong Accessed = 1UL << 5;
-        public const ulong Dirty = 1UL << 6;
-        public const ulong PageSize = 1UL << 7;
+        public const ulong Present = GuestPageTableBuilder.Present;
+        public const ulong Writable = GuestPageTableBuilder.Writable;
+        public const ulong User = GuestPageTableBuilder.User;
+        public const ulong Accessed = GuestPageTableBuilder.Accessed;
+        public const ulong Dirty = GuestPageTableBuilder.Dirty;
+        public const ulong PageSize = GuestPageTableBuilder.PageSize;
         public const ulong ExecuteDisable = 1UL << 63;
 
         /// <summary>Bits <paramref name="high"/>..<paramref name="low"/> inclusive; 0 when high &lt; low.</summary>

@@ -9,7 +9,7 @@ namespace FastEpt.Tests.P2mTests
     /// counter and the allocator state are compared before and after. Running out of frames
     /// mid-operation throws <see cref="InsufficientMemoryException"/> with all partial work undone.
     /// </summary>
-    public sealed class P2mBadInputTests : IDisposable
+    public sealed partial class P2mBadInputTests : IDisposable
     {
         private const long GuestFrames = 1L << 18;      // 1 GiB at MFN 0, so a 1G RAM mapping fits
         private const long TableFrames = 2048;
@@ -266,113 +266,6 @@ namespace FastEpt.Tests.P2mTests
             Assert.NotNull(before.FirstDifference(Snapshot.Capture(_p2m, _memory, GuestFrames)));
         }
 
-        // ---- HostMemory -------------------------------------------------------------------------
-
-        [Theory]
-        [InlineData(0L)]
-        [InlineData(-1L)]
-        [InlineData(-4096L)]
-        [InlineData(long.MinValue)]
-        [InlineData((1L << 46) + 4096)]
-        public void HostMemory_SizeOutOfRange_ThrowsOutOfRange(long bytes)
-        {
-            ArgumentOutOfRangeException ex = Assert.Throws<ArgumentOutOfRangeException>(() => new HostMemory(bytes));
-            Assert.Equal("bytes", ex.ParamName);
-        }
-
-        [Theory]
-        [InlineData(0L)]
-        [InlineData(-1L)]
-        public void HostMemory_AllocateFramesNonPositiveCount_ThrowsOutOfRangeAndChangesNothing(long count)
-            => AssertRejected<ArgumentOutOfRangeException>("count", () => _memory.AllocateFrames(count));
-
-        [Fact]
-        public void HostMemory_FreeFrameOutOfRange_ThrowsOutOfRangeAndChangesNothing()
-        {
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.FreeFrame(FrameCount));
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.FreeFrame(FrameCount + 1));
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.FreeFrame(Mfn.Invalid));
-        }
-
-        [Fact]
-        public void HostMemory_DoubleFree_ThrowsArgumentAndChangesNothing()
-        {
-            ulong a = _memory.AllocateFrame();
-            _memory.FreeFrame(a);
-            AssertRejected<ArgumentException>("mfn", () => _memory.FreeFrame(a));
-
-            // The frame went onto the free list once only: two allocations get two frames.
-            ulong b = _memory.AllocateFrame();
-            ulong c = _memory.AllocateFrame();
-            Assert.NotEqual(b, c);
-            _memory.FreeFrame(b);
-            _memory.FreeFrame(c);
-        }
-
-        [Fact]
-        public void HostMemory_FreeNeverAllocatedFrame_ThrowsArgumentAndChangesNothing()
-            => AssertRejected<ArgumentException>("mfn", () => _memory.FreeFrame(FrameCount - 1));
-
-        [Fact]
-        public void HostMemory_FrameOutOfRange_ThrowsOutOfRange()
-        {
-            // Frame takes a frame number, so the exception names "mfn" (API.md: "naming the argument").
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.Frame(FrameCount));
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.Frame(ulong.MaxValue >> 12));
-            AssertRejected<ArgumentOutOfRangeException>("mfn", () => _memory.Frame(ulong.MaxValue));
-        }
-
-        [Theory]
-        [InlineData(0UL, 0UL)]          // offsets below are from the end of host memory
-        [InlineData(7UL, 0UL)]
-        [InlineData(4UL, 0UL)]
-        [InlineData(1UL, 0UL)]
-        [InlineData(0UL, ulong.MaxValue)]
-        [InlineData(0UL, ulong.MaxValue - 3)]
-        [InlineData(0UL, ulong.MaxValue - 7)]
-        [InlineData(0UL, 1UL << 63)]
-        public void HostMemory_UInt64AccessOutOfRange_ThrowsOutOfRangeAndChangesNothing(ulong bytesBeforeEnd, ulong absolute)
-        {
-            ulong hpa = absolute != 0 ? absolute : (ulong)_memory.Size - bytesBeforeEnd;
-            AssertRejected<ArgumentOutOfRangeException>("hpa", () => _memory.ReadUInt64(hpa));
-            AssertRejected<ArgumentOutOfRangeException>("hpa", () => _memory.WriteUInt64(hpa, ulong.MaxValue));
-        }
-
-        [Theory]
-        [InlineData(16, 8UL, 0UL)]
-        [InlineData(1, 0UL, 0UL)]
-        [InlineData(4096, 4095UL, 0UL)]
-        [InlineData(8, 0UL, ulong.MaxValue - 3)]
-        [InlineData(16, 0UL, ulong.MaxValue - 7)]
-        [InlineData(1, 0UL, ulong.MaxValue)]
-        public void HostMemory_SpanAccessOutOfRange_ThrowsOutOfRangeAndChangesNothing(int length, ulong bytesBeforeEnd, ulong absolute)
-        {
-            ulong hpa = absolute != 0 ? absolute : (ulong)_memory.Size - bytesBeforeEnd;
-            ulong end = (ulong)_memory.Size;
-            _memory.WriteUInt64(end - 16, 0x1111_2222_3333_4444);
-            _memory.WriteUInt64(end - 8, 0x5555_6666_7777_8888);
-            byte[] buffer = Enumerable.Repeat((byte)0xA5, length).ToArray();
-            AssertRejected<ArgumentOutOfRangeException>("hpa", () => _memory.Read(hpa, buffer));
-            Assert.All(buffer, b => Assert.Equal(0xA5, b));
-            AssertRejected<ArgumentOutOfRangeException>("hpa", () => _memory.Write(hpa, buffer));
-            Assert.Equal(0x1111_2222_3333_4444UL, _memory.ReadUInt64(end - 16));
-            Assert.Equal(0x5555_6666_7777_8888UL, _memory.ReadUInt64(end - 8));
-        }
-
-        [Fact]
-        public void HostMemory_LastBytes_AreAccessible()
-        {
-            // The boundary cases above are errors by one byte only.
-            ulong end = (ulong)_memory.Size;
-            _memory.WriteUInt64(end - 8, 0x0123_4567_89AB_CDEF);
-            Assert.Equal(0x0123_4567_89AB_CDEFUL, _memory.ReadUInt64(end - 8));
-            byte[] buffer = new byte[8];
-            _memory.Read(end - 8, buffer);
-            _memory.Write(end - 8, new byte[8]);
-            Assert.Equal(0xEF, buffer[0]);
-            Assert.Equal(4096, _memory.Frame(FrameCount - 1).Length);
-        }
-
         // ---- Disposal ---------------------------------------------------------------------------
 
         [Fact]
@@ -391,27 +284,6 @@ namespace FastEpt.Tests.P2mTests
             Assert.Throws<ObjectDisposedException>(() => p2m.Translate(0x1000UL << 12, AccessKind.Read));
             Assert.Throws<ObjectDisposedException>(() => p2m.TranslateBatch(new ulong[] { 0x1000UL << 12 }, AccessKind.Read, results));
             Assert.Throws<ObjectDisposedException>(() => p2m.Reclaim());
-        }
-
-        [Fact]
-        public void HostMemory_AfterDispose_EveryMethodThrowsObjectDisposed()
-        {
-            HostMemory memory = new HostMemory(1 << 20);
-            ulong mfn = memory.AllocateFrame();
-            memory.Dispose();
-            memory.Dispose();   // idempotent
-
-            Assert.Throws<ObjectDisposedException>(() => memory.AllocateFrame());
-            Assert.Throws<ObjectDisposedException>(() => memory.TryAllocateFrame(out _));
-            Assert.Throws<ObjectDisposedException>(() => memory.AllocateFrames(1));
-            Assert.Throws<ObjectDisposedException>(() => memory.FreeFrame(mfn));
-            Assert.Throws<ObjectDisposedException>(() => memory.IsAllocated(mfn));
-            Assert.Throws<ObjectDisposedException>(() => memory.Frame(mfn).Length);
-            Assert.Throws<ObjectDisposedException>(() => memory.ReadUInt64(0));
-            Assert.Throws<ObjectDisposedException>(() => memory.WriteUInt64(0, 1));
-            Assert.Throws<ObjectDisposedException>(() => memory.Read(0, new byte[8]));
-            Assert.Throws<ObjectDisposedException>(() => memory.Write(0, new byte[8]));
-            Assert.Throws<ObjectDisposedException>(() => new P2m(memory));
         }
 
         [Fact]
@@ -471,101 +343,6 @@ namespace FastEpt.Tests.P2mTests
             AssertRejected<ArgumentOutOfRangeException>("mfn", () => _p2m.Pod.AddPage(FrameCount, PageOrder.Size2M));
             AssertRejected<ArgumentException>("mfn", () => _p2m.Pod.AddPage(0x201, PageOrder.Size2M));
             Assert.Equal(0, _p2m.Pod.FreeFrames);
-        }
-
-        // ---- Running out of frames --------------------------------------------------------------
-
-        [Fact]
-        public void SetEntry_SplitRunsOutOfFramesAtThe300thTable_ThrowsAndKeepsThe1GMapping()
-        {
-            // docs/model/p2m.md §3.9: a 4K set inside a 1G page needs 1 + 512 tables; only 299 frames are free.
-            const long Guest = 1L << 18;
-            using HostMemory memory = new HostMemory((Guest + 2 + 299) << 12);
-            Assert.Equal(0UL, memory.AllocateFrames(Guest));
-            using P2m p2m = new P2m(memory);
-            p2m.SetEntry(0x40000, 0, PageOrder.Size1G, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Clear);
-            Assert.Equal(2, p2m.TableFrameCount);
-            Assert.Equal(memory.FrameCount - 299, memory.AllocatedFrameCount);
-
-            Snapshot before = Snapshot.Capture(p2m, memory, Guest);
-            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x40005, 0x999, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
-            before.AssertSame(Snapshot.Capture(p2m, memory, Guest));
-
-            for (ulong gfn = 0x40000; gfn < 0x80000; gfn++)
-            {
-                P2mEntry e = p2m.GetEntry(gfn);
-                if (!e.IsMapped || e.Mfn != gfn - 0x40000 || e.Order != 18 || e.Type != P2mType.RamRw || e.Access != P2mAccess.RWX || e.SuppressVe)
-                {
-                    Assert.Fail($"GetEntry(0x{gfn:X}) after the failed split: {e}");
-                }
-            }
-
-            Assert.Equal(new EptTranslation(EptStatus.Ok, 0x5123, 3, 0), p2m.Translate(0x4000_5123, AccessKind.Write));
-
-            p2m.Dispose();
-            Assert.Equal(Guest, memory.AllocatedFrameCount);
-        }
-
-        [Fact]
-        public void SetEntry_SplitOfPodSuperpageRunsOutOfFrames_KeepsPodAccounting()
-        {
-            const long Guest = 16;
-            using HostMemory memory = new HostMemory((Guest + 2 + 100) << 12);
-            memory.AllocateFrames(Guest);
-            using P2m p2m = new P2m(memory);
-            p2m.SetEntry(0x40000, Mfn.Invalid, PageOrder.Size1G, P2mType.PopulateOnDemand, P2mAccess.RWX);
-            Assert.Equal(1L << 18, p2m.PodEntryCount);
-
-            Snapshot before = Snapshot.Capture(p2m, memory, Guest);
-            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x40005, Mfn.Invalid, PageOrder.Size4K, P2mType.Invalid, P2mAccess.N));
-            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x40005, 3, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
-            before.AssertSame(Snapshot.Capture(p2m, memory, Guest));
-            Assert.Equal(P2mType.PopulateOnDemand, p2m.GetEntry(0x40005).Type);
-            Assert.Equal(18, p2m.GetEntry(0x7FFFF).Order);
-        }
-
-        [Fact]
-        public void GetEntryAlloc_RemarkOfPod1GRunsOutOfFrames_ReturnsHoleAndChangesNothing()
-        {
-            // Populating inside a 1G PoD entry first re-marks it as 2M PoD entries, which needs
-            // one table; with no frame free the populate fails and nothing changes.
-            const long Guest = 1024;
-            using HostMemory memory = new HostMemory((Guest + 2) << 12);
-            memory.AllocateFrames(Guest);
-            using P2m p2m = new P2m(memory);
-            p2m.SetEntry(0x40000, Mfn.Invalid, PageOrder.Size1G, P2mType.PopulateOnDemand, P2mAccess.RWX);
-            p2m.Pod.AddPage(512, PageOrder.Size2M);
-            Assert.Equal(memory.FrameCount, memory.AllocatedFrameCount);
-
-            Snapshot before = Snapshot.Capture(p2m, memory, Guest);
-            P2mEntry e = p2m.GetEntry(0x40123, P2mQuery.Alloc);
-            Assert.False(e.IsMapped);
-            Assert.Equal(Mfn.Invalid, e.Mfn);
-            before.AssertSame(Snapshot.Capture(p2m, memory, Guest));
-            Assert.Equal(512, p2m.Pod.FreeFrames);
-            Assert.Equal(P2mType.PopulateOnDemand, p2m.GetEntry(0x40123).Type);
-        }
-
-        [Fact]
-        public void SetEntry_NewTablesRunOutOfFrames_ChangesNothingIncludingMaxMappedPfn()
-        {
-            // API.md: "Running out of frames mid-operation throws InsufficientMemoryException
-            // after undoing any partial work". Xen raises max_mapped_pfn only after a successful
-            // store (docs/model/p2m.md §3.3 step 7); a failed set must not leave it raised, or holes below
-            // the failed GFN change the order they report.
-            using HostMemory memory = new HostMemory(2 << 12);
-            memory.AllocateFrames(1);
-            using P2m p2m = new P2m(memory);
-            Assert.Equal(memory.FrameCount, memory.AllocatedFrameCount);
-            P2mEntry holeBefore = p2m.GetEntry(0x800);
-
-            Snapshot before = Snapshot.Capture(p2m, memory, 1);
-            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x1000, 0, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
-            before.AssertSame(Snapshot.Capture(p2m, memory, 1));
-            Assert.Equal(holeBefore, p2m.GetEntry(0x800));
-
-            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x4000_0000, Mfn.Invalid, PageOrder.Size1G, P2mType.PopulateOnDemand, P2mAccess.RWX));
-            before.AssertSame(Snapshot.Capture(p2m, memory, 1));
         }
 
         // ---- Helpers ------------------------------------------------------------------------------
