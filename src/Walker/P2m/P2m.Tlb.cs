@@ -76,12 +76,6 @@ namespace FastEpt
             get => Volatile.Read(ref _tlbGeneration);
         }
 
-        /// <summary>2^AddressBits: the first guest-physical address <see cref="Translate"/> rejects.</summary>
-        internal ulong GpaLimit => _gpaLimit;
-
-        /// <summary>The guest-physical address width this p2m was created with.</summary>
-        internal int AddressBits => _addressBits;
-
         /// <summary>Whether walks set accessed/dirty flags (<see cref="P2mOptions.AccessDirty"/> at creation).</summary>
         internal bool AccessDirtyEnabled => _accessDirty;
 

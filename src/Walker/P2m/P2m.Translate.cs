@@ -197,5 +197,56 @@ namespace FastEpt
                 Interlocked.Or(ref *p, want);
             }
         }
+
+        /// <summary>
+        /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to
+        /// <paramref name="gpa"/>: allowed when the EPT allows a write, or when the leaf is readable
+        /// and carries the paging-write bit (58) with <see cref="P2mOptions.PagingWriteSupported"/>
+        /// (the r_pw access, docs/model/types.md §2.2). Returns the translation of the access.
+        /// </summary>
+        internal EptTranslation TranslatePagingWrite(ulong gpa, AccessKind kind)
+        {
+            EptTranslation t = Translate(gpa, kind);
+            if (t.Status != EptStatus.Violation || !Options.PagingWriteSupported)
+            {
+                return t;
+            }
+
+            EptTranslation read = Translate(gpa, (kind & ~AccessKind.Write) | AccessKind.Read);
+            if (read.Status != EptStatus.Ok)
+            {
+                return t;
+            }
+
+            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            ulong leaf = LeafWord(_memory.Base, gpa >> EptEntry.PageBits);
+            Epoch.Exit(slot, previous);
+            return (leaf & EptEntry.PagingWriteBit) != 0 ? read : t;
+        }
+
+        // The raw leaf word mapping `gfn` (0 when none), one snapshot per level.
+        private ulong LeafWord(byte* b, ulong gfn)
+        {
+            ulong table = _rootMfn;
+            int level = _levels;
+            while (true)
+            {
+                ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
+                if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
+                {
+                    ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                    if (next >= _frameCount)
+                    {
+                        return 0;
+                    }
+
+                    table = next;
+                    level--;
+                    continue;
+                }
+
+                return pte;
+            }
+        }
     }
 }

@@ -133,6 +133,12 @@ namespace FastEpt
         /// <summary>Paging levels (4 or 5).</summary>
         public int Levels => _levels;
 
+        /// <summary>2^AddressBits: the first guest-physical address <see cref="Translate"/> rejects.</summary>
+        internal ulong GpaLimit => _gpaLimit;
+
+        /// <summary>The guest-physical address width this p2m was created with.</summary>
+        internal int AddressBits => _addressBits;
+
         /// <summary>The populate-on-demand cache that <see cref="P2mQuery.Alloc"/> draws from.</summary>
         public PodCache Pod { get; }
 
@@ -203,18 +209,6 @@ namespace FastEpt
 
             _retired.Clear();
             _pendingReclaim = 0;
-        }
-
-        /// <summary>
-        /// Tries to return unlinked table frames to host memory now; returns how many are still
-        /// pending because a reader may be inside them.
-        /// </summary>
-        public long Reclaim()
-        {
-            ThrowIfDisposed();
-            using OrderedLock.Scope s = _lock.Enter();
-            TryReclaimLocked();
-            return _pendingReclaim;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
