@@ -8,7 +8,7 @@ namespace FastEpt
     // Epoch-based reclamation of unlinked table frames: a subtree replaced by a superpage (or
     // emptied by a view reset) is stamped when it is unlinked and its frames go back to host
     // memory once no reader that could have entered it is still inside (Internal/Epoch.cs).
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         /// <summary>
         /// Tries to return unlinked table frames to host memory now; returns how many are still
@@ -22,16 +22,18 @@ namespace FastEpt
             return _pendingReclaim;
         }
 
-        // The subtree is unlinked already; stamp its frames for reclamation.
-        private void RetireSubtree(byte* b, ulong table, int level)
+        // The subtree is unlinked already; stamp its frames for reclamation. FastEpt.Interop's
+        // writer calls this too (CompleteExternalSet), hence the check of host memory here.
+        private void RetireSubtree(ulong table, int level)
         {
+            _memory.ThrowIfDisposed();
             List<ulong> frames = new();
-            Collect(b, table, level, frames);
+            Collect(table, level, frames);
             _retired.Add((Epoch.Retire(), frames));
             _pendingReclaim += frames.Count;
         }
 
-        private void Collect(byte* b, ulong table, int level, List<ulong> frames)
+        private void Collect(ulong table, int level, List<ulong> frames)
         {
             if (!_tables.Remove(table))
             {
@@ -44,13 +46,13 @@ namespace FastEpt
                 return;
             }
 
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            Span<ulong> slots = _memory.DangerousTable(table);
+            for (int i = 0; i < slots.Length; i++)
             {
                 ulong pte = Volatile.Read(ref slots[i]);
                 if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                 {
-                    Collect(b, (pte & EptEntry.MfnMask) >> EptEntry.MfnShift, level - 1, frames);
+                    Collect((pte & EptEntry.MfnMask) >> EptEntry.MfnShift, level - 1, frames);
                 }
             }
         }

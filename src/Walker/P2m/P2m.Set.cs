@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         /// <summary>
         /// Maps (or, with <see cref="P2mType.Invalid"/>, removes) the 2^order frames at
@@ -48,7 +48,8 @@ namespace FastEpt
                 return;
             }
 
-            P2mEntry before = Lookup(_memory.Base, gfn);
+            _memory.ThrowIfDisposed();
+            P2mEntry before = Lookup(gfn);
             SetEntryCore(gfn, mfn, order, type, access, sveMode);
             bool namesFrame = mfn != Mfn.Invalid && type is not (P2mType.Invalid or P2mType.PopulateOnDemand);
             observer.OnHostChange(gfn, order, namesFrame ? mfn : Mfn.Invalid, type, access, before);
@@ -105,7 +106,7 @@ namespace FastEpt
                 ResolveLocked(gfn);     // Xen's ept_set_entry: no recalc mark left above the new entry
             }
 
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             int target = order / EptEntry.TableOrder + 1;
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);
             bool newValid = IsValid(leaf);
@@ -126,7 +127,7 @@ namespace FastEpt
                 int level = _levels;
                 while (level > target)
                 {
-                    ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
+                    ulong pte = Volatile.Read(ref TableSlot(table, gfn, level));
                     ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
                     {
@@ -138,8 +139,8 @@ namespace FastEpt
                     break;
                 }
 
-                ulong* slot = SlotPointer(b, table, gfn, level);
-                ulong old = Volatile.Read(ref *slot);
+                ref ulong slot = ref TableSlot(table, gfn, level);
+                ulong old = Volatile.Read(ref slot);
                 if (level == target)
                 {
                     ulong word = WithSuppressVe(leaf, sveMode, old);
@@ -151,8 +152,8 @@ namespace FastEpt
                     ulong oldTable = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     bool replacesTable = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0
                                          && _tables.Contains(oldTable);
-                    long oldPod = replacesTable ? PodGfnsInTable(b, oldTable, level - 1) : PodGfnsInEntry(old, level);
-                    if (Interlocked.CompareExchange(ref *slot, word, old) != old)
+                    long oldPod = replacesTable ? PodGfnsInTable(oldTable, level - 1) : PodGfnsInEntry(old, level);
+                    if (Interlocked.CompareExchange(ref slot, word, old) != old)
                     {
                         continue;   // the walker set A/D meanwhile: rebuild from the new snapshot
                     }
@@ -168,7 +169,7 @@ namespace FastEpt
                     Interlocked.Add(ref _podEntryCount, newPod - oldPod);
                     if (replacesTable)
                     {
-                        RetireSubtree(b, oldTable, level - 1);
+                        RetireSubtree(oldTable, level - 1);
                     }
 
                     TryReclaimLocked();
@@ -187,16 +188,16 @@ namespace FastEpt
                 ulong top;
                 try
                 {
-                    top = isLeaf ? BuildSplit(b, old, level, target, built) : BuildEmptyChain(b, level, target, gfn, built);
+                    top = isLeaf ? BuildSplit(old, level, target, built) : BuildEmptyChain(level, target, gfn, built);
                     // Place the new leaf in the private subtree; its old value is what the split inherited.
                     ulong t = (top & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     for (int l = level - 1; l > target; l--)
                     {
-                        t = (*SlotPointer(b, t, gfn, l) & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                        t = (TableSlot(t, gfn, l) & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     }
 
-                    ulong* leafSlot = SlotPointer(b, t, gfn, target);
-                    *leafSlot = WithSuppressVe(leaf, sveMode, *leafSlot);
+                    ref ulong leafSlot = ref TableSlot(t, gfn, target);
+                    leafSlot = WithSuppressVe(leaf, sveMode, leafSlot);
                 }
                 catch (InsufficientMemoryException)
                 {
@@ -205,7 +206,7 @@ namespace FastEpt
                     throw;
                 }
 
-                if (Interlocked.CompareExchange(ref *slot, top, old) != old)
+                if (Interlocked.CompareExchange(ref slot, top, old) != old)
                 {
                     FreeAll(built);
                     continue;
@@ -237,17 +238,17 @@ namespace FastEpt
                 ? 1L << (EptEntry.TableOrder * (level - 1))
                 : 0;
 
-        private long PodGfnsInTable(byte* b, ulong table, int level)
+        private long PodGfnsInTable(ulong table, int level)
         {
             long n = 0;
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            Span<ulong> slots = _memory.DangerousTable(table);
+            for (int i = 0; i < slots.Length; i++)
             {
                 ulong pte = Volatile.Read(ref slots[i]);
                 ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
                 if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                 {
-                    n += _tables.Contains(child) ? PodGfnsInTable(b, child, level - 1) : 0;
+                    n += _tables.Contains(child) ? PodGfnsInTable(child, level - 1) : 0;
                 }
                 else
                 {
@@ -258,7 +259,7 @@ namespace FastEpt
             return n;
         }
 
-        private ulong AllocateTable(byte* b, List<ulong> built)
+        private ulong AllocateTable(List<ulong> built)
         {
             if (!_memory.TryAllocateFrame(out ulong mfn))
             {
@@ -266,20 +267,20 @@ namespace FastEpt
             }
 
             built.Add(mfn);
-            new Span<ulong>(b + (mfn << EptEntry.PageBits), EptEntry.EntriesPerTable).Fill(EmptySlot);
+            _memory.DangerousTable(mfn).Fill(EmptySlot);
             return mfn;
         }
 
         // Empty tables from `level - 1` down to `target`, each linked by a middle entry; returns
         // the middle entry for the slot at `level`.
-        private ulong BuildEmptyChain(byte* b, int level, int target, ulong gfn, List<ulong> built)
+        private ulong BuildEmptyChain(int level, int target, ulong gfn, List<ulong> built)
         {
-            ulong top = AllocateTable(b, built);
+            ulong top = AllocateTable(built);
             ulong t = top;
             for (int l = level - 1; l > target; l--)
             {
-                ulong next = AllocateTable(b, built);
-                *SlotPointer(b, t, gfn, l) = MiddleEntry(next);
+                ulong next = AllocateTable(built);
+                TableSlot(t, gfn, l) = MiddleEntry(next);
                 t = next;
             }
 
@@ -289,10 +290,10 @@ namespace FastEpt
         // Xen's ept_split_super_page: 512 children inheriting the parent's fields with their own
         // frame and recomputed r/w/x; recursing into every child until the target level. Returns
         // the middle entry that replaces the superpage.
-        private ulong BuildSplit(byte* b, ulong pte, int level, int target, List<ulong> built)
+        private ulong BuildSplit(ulong pte, int level, int target, List<ulong> built)
         {
-            ulong table = AllocateTable(b, built);
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
+            ulong table = AllocateTable(built);
+            Span<ulong> slots = _memory.DangerousTable(table);
             int childLevel = level - 1;
             bool childSuper = childLevel > 1;
             ulong field = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
@@ -300,13 +301,13 @@ namespace FastEpt
             P2mType type = TypeOf(pte);
             var access = (P2mAccess)((pte & EptEntry.AccessMask) >> EptEntry.AccessShift);
             ulong template = childSuper ? pte | EptEntry.SuperPageBit : pte & ~EptEntry.SuperPageBit;
-            for (int j = 0; j < EptEntry.EntriesPerTable; j++)
+            for (int j = 0; j < slots.Length; j++)
             {
                 // An all-ones frame field means "no frame" (PoD, paging): children keep it.
                 ulong childField = field == EptEntry.MfnFieldMax ? field : field + (ulong)j * stride;
                 ulong child = (template & ~EptEntry.MfnMask) | ((childField << EptEntry.MfnShift) & EptEntry.MfnMask);
                 child = EptPermissions.Apply(child, type, access, childSuper, _inputs);
-                slots[j] = childLevel > target ? BuildSplit(b, child, childLevel, target, built) : child;
+                slots[j] = childLevel > target ? BuildSplit(child, childLevel, target, built) : child;
             }
 
             return MiddleEntry(table);

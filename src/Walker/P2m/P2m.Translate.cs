@@ -218,35 +218,12 @@ namespace FastEpt
                 return t;
             }
 
+            _memory.ThrowIfDisposed();
             long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
-            ulong leaf = LeafWord(_memory.Base, gpa >> EptEntry.PageBits);
+            ulong leaf = Descend(gpa >> EptEntry.PageBits, 1, out int level, out _, out _);
             Epoch.Exit(slot, previous);
-            return (leaf & EptEntry.PagingWriteBit) != 0 ? read : t;
-        }
-
-        // The raw leaf word mapping `gfn` (0 when none), one snapshot per level.
-        private ulong LeafWord(byte* b, ulong gfn)
-        {
-            ulong table = _rootMfn;
-            int level = _levels;
-            while (true)
-            {
-                ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
-                if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
-                {
-                    ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    if (next >= _frameCount)
-                    {
-                        return 0;
-                    }
-
-                    table = next;
-                    level--;
-                    continue;
-                }
-
-                return pte;
-            }
+            // A table pointer naming no host frame (the walk stopped on it) is no leaf.
+            return !IsTablePointer(leaf, level) && (leaf & EptEntry.PagingWriteBit) != 0 ? read : t;
         }
     }
 }

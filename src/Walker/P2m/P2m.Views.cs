@@ -22,7 +22,7 @@ namespace FastEpt
 
     // Internal plumbing for Domain and Altp2m: writes under a lock the caller already holds, view
     // reset, and the host-change hook.
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         private IHostChangeObserver? _observer;
 
@@ -84,10 +84,10 @@ namespace FastEpt
         {
             Debug.Assert(_lock.IsHeldByCurrentThread);
             ThrowIfDisposed();
-            byte* b = _memory.Base;
-            ulong* root = (ulong*)(b + (_rootMfn << EptEntry.PageBits));
+            _memory.ThrowIfDisposed();
+            Span<ulong> root = _memory.DangerousTable(_rootMfn);
             bool changed = false;
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            for (int i = 0; i < root.Length; i++)
             {
                 ulong old = Volatile.Read(ref root[i]);
                 if (old == 0)
@@ -100,7 +100,7 @@ namespace FastEpt
                 ulong child = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
                 if ((old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
                 {
-                    RetireSubtree(b, child, _levels - 1);
+                    RetireSubtree(child, _levels - 1);
                 }
             }
 

@@ -26,7 +26,7 @@ namespace FastEpt
     /// host memory's allocator lock (56). No lock is held while guest memory is
     /// translated or copied on a reader's behalf.</para>
     /// </remarks>
-    public sealed unsafe partial class P2m : IDisposable
+    public sealed partial class P2m : IDisposable
     {
         // Middle (non-leaf) entries: r=w=x=1, default access, suppress-#VE, A preset on A/D CPUs.
         private const ulong EmptySlot = EptEntry.SuppressVeBit;
@@ -223,9 +223,13 @@ namespace FastEpt
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static int ShiftOf(int level) => EptEntry.PageBits + EptEntry.TableOrder * (level - 1);
 
+        // The slot that indexes `gfn` in the table at `level` held by frame `table`. Unchecked:
+        // callers follow only tables they own or frame numbers checked against host memory, and
+        // checked on entry that host memory is not disposed.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static ulong* SlotPointer(byte* b, ulong table, ulong gfn, int level)
-            => (ulong*)(b + (table << EptEntry.PageBits)) + ((gfn >> (EptEntry.TableOrder * (level - 1))) & (EptEntry.EntriesPerTable - 1));
+        private ref ulong TableSlot(ulong table, ulong gfn, int level)
+            => ref _memory.DangerousSlot((table << EptEntry.PageBits)
+                                         + (((gfn >> (EptEntry.TableOrder * (level - 1))) & (EptEntry.EntriesPerTable - 1)) << 3));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool IsValid(ulong pte)
