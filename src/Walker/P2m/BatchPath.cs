@@ -15,7 +15,7 @@ namespace FastEpt
         /// <summary>Software-pipelined walks: each level's entry prefetched a fixed distance ahead.</summary>
         Pipelined,
 
-        /// <summary>Eight walks at a time, level by level, with AVX2 gathers (falls back to Pipelined without AVX2).</summary>
+        /// <summary>Groups of <see cref="P2m.GatherGroupWalks"/> walks, level by level, with AVX2 gathers (falls back to Pipelined without AVX2).</summary>
         Gather,
     }
 }

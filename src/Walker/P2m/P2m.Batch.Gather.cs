@@ -10,11 +10,12 @@ namespace FastEpt
 {
     public sealed unsafe partial class P2m
     {
-        // AVX2: eight walks (two vectors of four) advance level by level; each level is one
-        // masked gather per vector, so the eight loads of a level are in flight together. A lane
-        // leaves the vector as soon as its entry is anything but a well-formed pointer (or, at
-        // the PTE, a plain readable leaf that grants the access): it is finished by WalkFrom from
-        // the entry the gather read, and the mask keeps later gathers from touching its slots.
+        // AVX2: groups of GatherGroupWalks walks (GatherVectors vectors of four) advance level by
+        // level; each level is one masked gather per vector, so all the loads of a level are in
+        // flight together. A lane leaves the vector as soon as its entry is anything but a
+        // well-formed pointer (or, at the PTE, a plain readable leaf that grants the access): it
+        // is finished by WalkFrom from the entry the gather read, and the mask keeps later
+        // gathers from touching its slots.
         private void WalkGathered(byte* b, ReadOnlySpan<ulong> gpas, uint access, Span<EptTranslation> results)
         {
             if (!Avx2.IsSupported)
@@ -27,9 +28,9 @@ namespace FastEpt
             ref ulong g0 = ref MemoryMarshal.GetReference(gpas);
             ref EptTranslation r0 = ref MemoryMarshal.GetReference(results);
             int i = 0;
-            for (; i + (4 * GatherVectors) <= n; i += 4 * GatherVectors)
+            for (; i + GatherGroupWalks <= n; i += GatherGroupWalks)
             {
-                WalkGathered8(b, ref Unsafe.Add(ref g0, i), access, ref Unsafe.Add(ref r0, i));
+                WalkGatheredGroup(b, ref Unsafe.Add(ref g0, i), access, ref Unsafe.Add(ref r0, i));
             }
 
             for (; i < n; i++)
@@ -38,9 +39,11 @@ namespace FastEpt
             }
         }
 
-        internal const int GatherVectors = 4;      // walks per group = 4 x GatherVectors
+        internal const int GatherVectors = 4;      // vectors of four walks in one group
+        internal const int GatherGroupWalks = 4 * GatherVectors;
 
-        private void WalkGathered8(byte* b, ref ulong gpas, uint access, ref EptTranslation results)
+        // One group of GatherGroupWalks (16) walks, from the addresses at `gpas` to the results at `results`.
+        private void WalkGatheredGroup(byte* b, ref ulong gpas, uint access, ref EptTranslation results)
         {
             const int V = GatherVectors;
             Vector256<ulong>* gpa = stackalloc Vector256<ulong>[V];
