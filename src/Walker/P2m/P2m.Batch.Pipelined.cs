@@ -67,55 +67,9 @@ namespace FastEpt
                     }
                 }
 
-                // Walk j: PDPTE.
-                j = i + (2 * D);
-                if (unchecked((uint)j < (uint)n))
-                {
-                    ulong* p = slots[j & Mask];
-                    if (p != null)
-                    {
-                        ulong gpa = Unsafe.Add(ref g0, j);
-                        ulong pte = Volatile.Read(ref *p);
-                        ulong next = pte & EptEntry.MfnMask;
-                        if ((pte & pointerMask) == 1 && next < limit)
-                        {
-                            ulong* q = (ulong*)(b + next) + ((gpa >> 21) & 511);
-                            Prefetch(q);
-                            slots[j & Mask] = q;
-                            rights[j & Mask] &= pte;
-                        }
-                        else
-                        {
-                            Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, 3, p, pte, rights[j & Mask] & EptEntry.RwxMask);
-                            slots[j & Mask] = null;
-                        }
-                    }
-                }
-
-                // Walk j: PDE.
-                j = i + D;
-                if (unchecked((uint)j < (uint)n))
-                {
-                    ulong* p = slots[j & Mask];
-                    if (p != null)
-                    {
-                        ulong gpa = Unsafe.Add(ref g0, j);
-                        ulong pte = Volatile.Read(ref *p);
-                        ulong next = pte & EptEntry.MfnMask;
-                        if ((pte & pointerMask) == 1 && next < limit)
-                        {
-                            ulong* q = (ulong*)(b + next) + ((gpa >> 12) & 511);
-                            Prefetch(q);
-                            slots[j & Mask] = q;
-                            rights[j & Mask] &= pte;
-                        }
-                        else
-                        {
-                            Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, 2, p, pte, rights[j & Mask] & EptEntry.RwxMask);
-                            slots[j & Mask] = null;
-                        }
-                    }
-                }
+                // Walks i + 2D (PDPTE) and i + D (PDE): one stage, inlined for each level.
+                AdvanceWalk(b, 3, i + (2 * D), n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
+                AdvanceWalk(b, 2, i + D, n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
 
                 // Finish walk i: PTE.
                 if (i >= 0)
@@ -136,6 +90,40 @@ namespace FastEpt
                         {
                             Unsafe.Add(ref r0, i) = WalkFrom(b, gpa, access, 1, p, pte, rights[i & Mask] & EptEntry.RwxMask);
                         }
+                    }
+                }
+            }
+        }
+
+        // A middle stage of the pipeline for walk j, at `level` (3: its PDPTE, 2: its PDE): reads
+        // the entry prefetched one stage earlier, then either prefetches the next level's entry
+        // or, when the entry is not a well-formed pointer, finishes the walk with WalkFrom from
+        // that snapshot and takes it out of the pipeline. Always inlined with a constant level,
+        // so each stage compiles to what it was when written out twice.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void AdvanceWalk(byte* b, int level, int j, int n, ulong** slots, ulong* rights, ref ulong g0, ref EptTranslation r0,
+                                 uint access, ulong pointerMask, ulong limit)
+        {
+            const int Mask = PipelineRing - 1;
+            if (unchecked((uint)j < (uint)n))
+            {
+                ulong* p = slots[j & Mask];
+                if (p != null)
+                {
+                    ulong gpa = Unsafe.Add(ref g0, j);
+                    ulong pte = Volatile.Read(ref *p);
+                    ulong next = pte & EptEntry.MfnMask;
+                    if ((pte & pointerMask) == 1 && next < limit)
+                    {
+                        ulong* q = (ulong*)(b + next) + ((gpa >> ShiftOf(level - 1)) & 511);
+                        Prefetch(q);
+                        slots[j & Mask] = q;
+                        rights[j & Mask] &= pte;
+                    }
+                    else
+                    {
+                        Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, level, p, pte, rights[j & Mask] & EptEntry.RwxMask);
+                        slots[j & Mask] = null;
                     }
                 }
             }
