@@ -10,7 +10,7 @@ namespace FastEpt
     public sealed partial class P2m
     {
         // Auto: below this many addresses the pipeline never fills, so walk one at a time.
-        private const int MinPipelinedBatch = 2 * PipelineDistance;
+        internal const int MinPipelinedBatch = 2 * PipelineDistance;
 
         // Auto: tables up to this size are assumed cache-resident (a few MiB fit any server
         // core's L2 + its share of L3); beyond it, walks are mostly misses worth overlapping.
@@ -25,6 +25,34 @@ namespace FastEpt
         /// AVX2) cached tables are walked one address at a time.
         /// </summary>
         internal static readonly bool PreferGather = Avx2.IsSupported && !IsAmd();
+
+        /// <summary>
+        /// How <see cref="TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>
+        /// chooses its walker on this machine, as human-readable lines (for <c>fastept info</c>
+        /// and diagnostics): the path taken for cache-resident tables or clustered addresses, for
+        /// large tables with scattered addresses, the cases always walked one address at a time,
+        /// and the prefetch instruction the pipelined walk uses.
+        /// </summary>
+        /// <returns>One line per rule, without indentation or trailing newline.</returns>
+        /// <remarks>
+        /// Computed from the same thresholds and instruction-set and CPU-vendor checks the choice
+        /// itself uses, so the description cannot drift from the behaviour. The wording is for
+        /// people and may change between versions; do not parse it. Thread-safe.
+        /// </remarks>
+        public static IReadOnlyList<string> DescribeBatchPolicy()
+        {
+            string cached = PreferGather
+                ? $"Gather (AVX2, {GatherGroupWalks} walks per step)"
+                : Avx2.IsSupported ? "Scalar (AVX2 present, but gathers are microcoded on AMD)" : "Scalar (no AVX2)";
+            long cachedMiB = CacheResidentTableBytes >> 20;
+            return new[]
+            {
+                $"Cached tables (<= {cachedMiB} MiB) or clustered addresses: {cached}",
+                $"Tables > {cachedMiB} MiB, scattered addresses: Pipelined (software prefetch, {PipelineDistance} walks ahead)",
+                $"Batches < {MinPipelinedBatch} addresses, A/D updates, or not 4 levels: Scalar",
+                "Prefetch: " + (Sse.IsSupported ? "SSE prefetcht0 in the pipelined walk" : "none (no SSE): pipelined walks without prefetch hints"),
+            };
+        }
 
         private static bool IsAmd()
         {
