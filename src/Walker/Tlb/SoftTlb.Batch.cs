@@ -102,9 +102,9 @@ namespace FastEpt
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private bool TryHit(ulong gpa, uint access, out EptTranslation result)
         {
-            Entry* e = Slot(gpa);
-            ulong data = e->Data;
-            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
+            ref Entry e = ref Slot(gpa);
+            ulong data = e.Data;
+            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
             {
                 result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)((data >> LevelShift) & 7), 0);
                 return true;

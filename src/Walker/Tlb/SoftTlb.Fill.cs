@@ -6,7 +6,7 @@ using System.Runtime.InteropServices;
 namespace FastEpt
 {
     // Filling: what a successful walk (or a superpage entry) puts into the arrays.
-    public sealed unsafe partial class SoftTlb
+    public sealed partial class SoftTlb
     {
         private EptTranslation SuperpageHit(ulong gpa, ulong data, ulong offsetMask)
         {
@@ -66,14 +66,14 @@ namespace FastEpt
         // so a hit adds it to the GPA (one add) to get the HPA with the offset.
         private void Fill4K(ulong gpa, ulong data)
         {
-            Entry* e = Slot(gpa);
-            if ((e->Tag & EpochMask) != _epoch)
+            ref Entry e = ref Slot(gpa);
+            if ((e.Tag & EpochMask) != _epoch)
             {
                 _used++;    // a slot empty in this epoch
             }
 
-            e->Tag = (gpa & ~EptEntry.PageMask) | _epoch;
-            e->Data = unchecked((data & ~EptEntry.PageMask) - (gpa & ~EptEntry.PageMask)) | (data & EptEntry.PageMask);
+            e.Tag = (gpa & ~EptEntry.PageMask) | _epoch;
+            e.Data = unchecked((data & ~EptEntry.PageMask) - (gpa & ~EptEntry.PageMask)) | (data & EptEntry.PageMask);
         }
     }
 }

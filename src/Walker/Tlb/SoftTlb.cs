@@ -168,13 +168,13 @@ namespace FastEpt
         {
             unchecked
             {
-                Entry* e = Slot(gpa);
-                ulong data = e->Data;
+                ref Entry e = ref Slot(gpa);
+                ulong data = e.Data;
                 uint a = (uint)access;
                 // One test: same page and epoch (a GPA out of range was never cached), the cached
                 // rights cover the access (access > 7 has a bit in 7:3, where data is zero),
                 // access is not 0, and no invalidation happened since the last flush.
-                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag)
+                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
                              | (a & ~(uint)data)
                              | ((a - 1) >> 31)
                              | (ulong)(CurrentGeneration() ^ _generation);
@@ -242,7 +242,7 @@ namespace FastEpt
         // The 4K slot of `gpa`: the index pre-shifted by the entry size (16 bytes), from the
         // pinned array's base.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private Entry* Slot(ulong gpa) => (Entry*)((byte*)_base + ((gpa >> (EptEntry.PageBits - 4)) & _byteMask));
+        private ref Entry Slot(ulong gpa) => ref *(Entry*)((byte*)_base + ((gpa >> (EptEntry.PageBits - 4)) & _byteMask));
 
         // Allocates the 4K array on the pinned object heap: it never moves, so hits address it
         // through a raw pointer (no null or bounds check).
