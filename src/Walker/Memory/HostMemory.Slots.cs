@@ -5,9 +5,10 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // The one seam through which code outside HostMemory reaches a 64-bit word of host memory
+    // The one seam through which code outside HostMemory reaches 64-bit words of host memory
     // without a pointer: the walkers, the software TLB, the guest-page-table code and the
-    // native bindings all go through these two accessors, so pointer arithmetic stays here.
+    // native bindings go through these accessors (one word, or one table frame's 512 words),
+    // so pointer arithmetic stays here.
     public sealed unsafe partial class HostMemory
     {
         /// <summary>
