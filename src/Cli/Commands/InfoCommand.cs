@@ -45,12 +45,10 @@ namespace FastEpt.Cli.Commands
 
             output.WriteLine();
             output.WriteLine("Batch walker (P2m.TranslateBatch, Auto path)");
-            foreach (string line in DescribeBatchPath())
+            foreach (string line in P2m.DescribeBatchPolicy())
             {
                 output.WriteLine("  " + line);
             }
-
-            output.WriteLine("  Prefetch:      " + (Sse.IsSupported ? "SSE prefetcht0 in the pipelined walk" : "none (no SSE): pipelined walks without prefetch hints"));
 
             output.WriteLine();
             output.WriteLine("Host memory (HostMemory)");
@@ -58,27 +56,6 @@ namespace FastEpt.Cli.Commands
             {
                 output.WriteLine("  " + line);
             }
-        }
-
-        /// <summary>
-        /// What the Auto batch path picks on this machine. This mirrors <c>P2m.ResolveBatchPath</c>
-        /// and <c>P2m.PreferGather</c> (internal to FastEpt.Walker): AVX2 gathers on cached tables
-        /// except on AMD, the prefetching pipeline on large scattered tables, one at a time for
-        /// short batches or tables with A/D updates or other than 4 levels.
-        /// </summary>
-        internal static string[] DescribeBatchPath()
-        {
-            bool amd = IsAmd();
-            bool preferGather = Avx2.IsSupported && !amd;
-            string cached = preferGather
-                ? "Gather (AVX2, eight walks per step)"
-                : Avx2.IsSupported ? "Scalar (AVX2 present, but gathers are microcoded on AMD)" : "Scalar (no AVX2)";
-            return new[]
-            {
-                $"Cached tables (<= 8 MiB) or clustered addresses: {cached}",
-                "Tables > 8 MiB, scattered addresses: Pipelined (software prefetch, 16 walks ahead)",
-                "Batches < 32 addresses, A/D updates, or not 4 levels: Scalar",
-            };
         }
 
         internal static string[] DescribeHugePages()
@@ -148,8 +125,6 @@ namespace FastEpt.Cli.Commands
             BitConverter.TryWriteBytes(vendor.Slice(8), ecx);
             return System.Text.Encoding.ASCII.GetString(vendor);
         }
-
-        private static bool IsAmd() => CpuVendor() == "AuthenticAMD";
 
         private static string YesNo(bool value) => value ? "yes" : "no";
 

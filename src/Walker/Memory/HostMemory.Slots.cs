@@ -5,9 +5,10 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // The one seam through which code outside HostMemory reaches a 64-bit word of host memory
+    // The one seam through which code outside HostMemory reaches 64-bit words of host memory
     // without a pointer: the walkers, the software TLB, the guest-page-table code and the
-    // native bindings all go through these two accessors, so pointer arithmetic stays here.
+    // native bindings go through these accessors (one word, or one table frame's 512 words),
+    // so pointer arithmetic stays here.
     public sealed unsafe partial class HostMemory
     {
         /// <summary>
@@ -35,5 +36,29 @@ namespace FastEpt
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         internal ref ulong DangerousSlot(ulong hpa) => ref *(ulong*)(_base + hpa);
+
+        /// <summary>
+        /// The 512 entries of the table frame <paramref name="mfn"/> with no check at all: the
+        /// caller has already proved that the frame is inside host memory (a table it owns) and
+        /// that the memory is not disposed. For the writers' whole-table loops.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal Span<ulong> DangerousTable(ulong mfn)
+            => new Span<ulong>(_base + (mfn << EptEntry.PageBits), EptEntry.EntriesPerTable);
+
+        /// <summary>
+        /// Throws <see cref="ObjectDisposedException"/> once the memory is disposed: the check a
+        /// caller makes once, on entry, before it uses <see cref="DangerousSlot"/> or
+        /// <see cref="DangerousTable"/>.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The memory was disposed.</exception>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal void ThrowIfDisposed()
+        {
+            if (_base == null)
+            {
+                ThrowHelper.ThrowObjectDisposedException(this);
+            }
+        }
     }
 }

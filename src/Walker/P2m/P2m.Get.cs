@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         /// <summary>
         /// Looks up what <paramref name="gfn"/> maps to (Xen's <c>get_entry</c>, docs/model/p2m.md §3.5).
@@ -34,12 +34,12 @@ namespace FastEpt
             }
 
             ThrowIfDisposed();
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             // A 1G PoD entry takes at most three rounds: 1G -> 2M PoD -> (4K PoD ->) RAM.
             for (int round = 0; ; round++)
             {
                 long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
-                P2mEntry e = Lookup(b, gfn);
+                P2mEntry e = Lookup(gfn);
                 Epoch.Exit(slot, previous);
                 if (e.Type != P2mType.PopulateOnDemand || !e.IsMapped || query == P2mQuery.None)
                 {
@@ -53,8 +53,9 @@ namespace FastEpt
             }
         }
 
-        // The software walk: one snapshot per slot, no table change.
-        private P2mEntry Lookup(byte* b, ulong gfn)
+        // Xen's get_entry over the software walk; a recalc mark on any entry of the path counts
+        // (only marks this p2m made, see _marked).
+        private P2mEntry Lookup(ulong gfn)
         {
             ulong max = MaxMappedPfn;
             if (gfn > max)
@@ -62,31 +63,53 @@ namespace FastEpt
                 return P2mEntry.Hole(HoleOrderBeyond(gfn, max));
             }
 
+            ulong pte = Descend(gfn, 1, out int level, out _, out ulong marks);
+            if (IsTablePointer(pte, level))
+            {
+                return P2mEntry.Hole(EptEntry.TableOrder * (level - 1));    // corrupt pointer: never followed
+            }
+
+            P2mEntry e = DecodeLeaf(pte, gfn, level);
+            return (marks & EptEntry.RecalcBit) == 0 || !e.IsMapped || !_marked ? e : e.WithType(RecalcType(true, e.Type, gfn));
+        }
+
+        // The software walk, shared by GetEntry, the paging-write check and the TLB fill: from the
+        // root down to `stopLevel` at most, one snapshot per slot, no table change, no A/D update,
+        // no misconfiguration check. It follows present non-superpage entries and stops at the
+        // first other one; a table pointer whose frame lies outside host memory is never followed
+        // (it is returned, at its level, for the caller to tell apart with IsTablePointer). Returns
+        // the entry where the walk stopped, at `level`; `rights` is the AND and `marks` the OR of
+        // every entry read, that one included. The caller checked that host memory is not disposed.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private ulong Descend(ulong gfn, int stopLevel, out int level, out ulong rights, out ulong marks)
+        {
             ulong table = _rootMfn;
-            int level = _levels;
-            ulong recalc = 0;       // a recalc mark on any entry of the path (Xen's get_entry); only marks this p2m made count
+            int l = _levels;
+            ulong and = ~0UL;
+            ulong or = 0;
             while (true)
             {
-                ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
-                int order = EptEntry.TableOrder * (level - 1);
-                recalc |= pte;
-                if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
+                ulong pte = Volatile.Read(ref TableSlot(table, gfn, l));
+                and &= pte;
+                or |= pte;
+                ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                if (l == stopLevel || !IsTablePointer(pte, l) || next >= _frameCount)
                 {
-                    ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    if (next >= _frameCount)
-                    {
-                        return P2mEntry.Hole(order);    // corrupt pointer: never followed
-                    }
-
-                    table = next;
-                    level--;
-                    continue;
+                    level = l;
+                    rights = and;
+                    marks = or;
+                    return pte;
                 }
 
-                P2mEntry e = DecodeLeaf(pte, gfn, level);
-                return (recalc & EptEntry.RecalcBit) == 0 || !e.IsMapped || !_marked ? e : e.WithType(RecalcType(true, e.Type, gfn));
+                table = next;
+                l--;
             }
         }
+
+        // A present non-leaf entry: what a walk follows to the next table (bit 7 clear above level 1).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool IsTablePointer(ulong pte, int level)
+            => level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0;
 
         // A leaf candidate: a PTE, a present superpage, or a not-present entry at any level.
         private P2mEntry DecodeLeaf(ulong pte, ulong gfn, int level)

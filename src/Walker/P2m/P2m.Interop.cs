@@ -63,7 +63,7 @@ namespace FastEpt
 
             if (retiredTable != Mfn.Invalid && retiredLevel >= 1)
             {
-                RetireSubtree(_memory.Base, retiredTable, retiredLevel);
+                RetireSubtree(retiredTable, retiredLevel);
             }
 
             TryReclaimLocked();

@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         // Xen's p2m_pod_demand_populate (docs/model/p2m.md §3.6). Returns true when the caller should read
         // again (populated, re-marked smaller, or someone else populated first), false when the
@@ -19,9 +19,9 @@ namespace FastEpt
                 return false;
             }
 
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             // Re-read under the lock: a racing populator may have done the work already.
-            P2mEntry e = Lookup(b, gfn);
+            P2mEntry e = Lookup(gfn);
             if (e.Type != P2mType.PopulateOnDemand || !e.IsMapped)
             {
                 return true;

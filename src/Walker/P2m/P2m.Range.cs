@@ -8,7 +8,7 @@ namespace FastEpt
     // Preemptible range operations: a type change over [first, last] and relinquishing every
     // mapping. Each keeps a cursor, so a call after Restart continues where the last one stopped;
     // between calls the tables are as consistent as after any SetEntry.
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         private RangeCursor _changeCursor;
         private ulong _relinquishCursor;
@@ -162,7 +162,7 @@ namespace FastEpt
         // Returns the next GFN.
         private ulong MarkBlock(ulong gfn, ulong last)
         {
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             int blockLevel = 1;
             while (blockLevel < Math.Min(_levels, 3)
                    && (gfn & ((1UL << (EptEntry.TableOrder * blockLevel)) - 1)) == 0
@@ -176,8 +176,8 @@ namespace FastEpt
             int level = _levels;
             while (true)
             {
-                ulong* slot = SlotPointer(b, table, gfn, level);
-                ulong e = Volatile.Read(ref *slot);
+                ref ulong slot = ref TableSlot(table, gfn, level);
+                ulong e = Volatile.Read(ref slot);
                 if (!IsValid(e) || (e & EptEntry.RwxMask) == 0)
                 {
                     return blockEnd;        // nothing mapped there
@@ -186,7 +186,7 @@ namespace FastEpt
                 bool leaf = level == 1 || (e & EptEntry.SuperPageBit) != 0;
                 if (level == blockLevel)
                 {
-                    ReplaceSlot(slot, static cur => cur | EptEntry.MemoryTypeMask | EptEntry.RecalcBit);
+                    ReplaceSlot(ref slot, static cur => cur | EptEntry.MemoryTypeMask | EptEntry.RecalcBit);
                     BumpTlbGeneration();
                     return blockEnd;
                 }
@@ -195,7 +195,7 @@ namespace FastEpt
                 {
                     // A superpage larger than the block: split it one level (children keep its
                     // marks) and go on down; the pieces outside the range keep their type.
-                    SplitOneLevel(b, slot, e, level);
+                    SplitOneLevel(ref slot, e, level);
                     continue;
                 }
 
@@ -209,8 +209,8 @@ namespace FastEpt
                 {
                     // Already marked above: push that mark down first so this block's mark is
                     // not lost when the parent is resolved later.
-                    MarkTable(b, child, (e & EptEntry.RecalcBit) != 0);
-                    ReplaceSlot(slot, static cur => cur & ~(EptEntry.MemoryTypeMask | EptEntry.RecalcBit));
+                    MarkTable(child, (e & EptEntry.RecalcBit) != 0);
+                    ReplaceSlot(ref slot, static cur => cur & ~(EptEntry.MemoryTypeMask | EptEntry.RecalcBit));
                 }
 
                 table = child;

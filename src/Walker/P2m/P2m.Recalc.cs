@@ -8,7 +8,7 @@ namespace FastEpt
     // Lazy type recalculation (docs/model/p2m.md §3.7): a type change over a large range marks entries with
     // memory type 7 (a misconfiguration for the CPU) and the recalc bit; GetEntry reports the new
     // type at once, and ResolveMisconfig rewrites a marked path when a walk stumbles on it.
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         private volatile bool _globalLogDirty;
         private volatile LogDirtyRange[] _logDirtyRanges = [];
@@ -41,11 +41,11 @@ namespace FastEpt
             }
 
             ThrowIfDisposed();
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             using OrderedLock.Scope s = _lock.Enter();
             _globalLogDirty = to == P2mType.RamLogDirty;
             _marked = true;
-            if (MarkTable(b, _rootMfn, recalc: true))
+            if (MarkTable(_rootMfn, recalc: true))
             {
                 BumpTlbGeneration();
             }
@@ -107,11 +107,11 @@ namespace FastEpt
 
         // Xen's ept_invalidate_emt_subtree: marks every valid present entry of one table with
         // memory type 7 (and recalc when asked). Compare-exchange: a walker may set A/D meanwhile.
-        private static bool MarkTable(byte* b, ulong table, bool recalc)
+        private bool MarkTable(ulong table, bool recalc)
         {
             bool changed = false;
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int j = 0; j < EptEntry.EntriesPerTable; j++)
+            Span<ulong> slots = _memory.DangerousTable(table);
+            for (int j = 0; j < slots.Length; j++)
             {
                 while (true)
                 {
@@ -140,14 +140,14 @@ namespace FastEpt
         private bool ResolveLocked(ulong gfn)
         {
             Debug.Assert(_lock.IsHeldByCurrentThread);
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             ulong table = _rootMfn;
             int level = _levels;
             bool changed = false;
             while (true)
             {
-                ulong* slot = SlotPointer(b, table, gfn, level);
-                ulong e = Volatile.Read(ref *slot);
+                ref ulong slot = ref TableSlot(table, gfn, level);
+                ulong e = Volatile.Read(ref slot);
                 if (!IsValid(e) || (e & EptEntry.RwxMask) == 0)
                 {
                     return changed;
@@ -166,8 +166,8 @@ namespace FastEpt
                     {
                         // Push the mark down, then clear it here (children first, so a reader
                         // never finds an unmarked parent over unmarked stale children).
-                        MarkTable(b, child, (e & EptEntry.RecalcBit) != 0);
-                        ReplaceSlot(slot, e => e & ~(EptEntry.MemoryTypeMask | EptEntry.RecalcBit));
+                        MarkTable(child, (e & EptEntry.RecalcBit) != 0);
+                        ReplaceSlot(ref slot, e => e & ~(EptEntry.MemoryTypeMask | EptEntry.RecalcBit));
                         changed = true;
                     }
 
@@ -183,7 +183,7 @@ namespace FastEpt
 
                 if (level == 1)
                 {
-                    RecalcLeafTable(b, table, gfn & ~(ulong)(EptEntry.EntriesPerTable - 1));
+                    RecalcLeafTable(table, gfn & ~(ulong)(EptEntry.EntriesPerTable - 1));
                     BumpTlbGeneration();
                     return true;
                 }
@@ -193,12 +193,12 @@ namespace FastEpt
                 ulong first = gfn & ~((1UL << order) - 1);
                 if (TryRebuildLeaf(e, first, order, out ulong rebuilt))
                 {
-                    ReplaceSlot(slot, cur => rebuilt | (cur & (EptEntry.AccessedBit | EptEntry.DirtyBit)));
+                    ReplaceSlot(ref slot, cur => rebuilt | (cur & (EptEntry.AccessedBit | EptEntry.DirtyBit)));
                     BumpTlbGeneration();
                     return true;
                 }
 
-                if (!SplitOneLevel(b, slot, e, level))
+                if (!SplitOneLevel(ref slot, e, level))
                 {
                     continue;       // A/D set meanwhile: look again
                 }
@@ -211,13 +211,13 @@ namespace FastEpt
         // Replaces the superpage `e` in `slot` by a table of its 512 children (which keep its
         // fields, marks included), published with one compare-exchange. False when the slot
         // changed meanwhile (the walker set A/D): nothing was published.
-        private bool SplitOneLevel(byte* b, ulong* slot, ulong e, int level)
+        private bool SplitOneLevel(ref ulong slot, ulong e, int level)
         {
             List<ulong> built = new();
             ulong top;
             try
             {
-                top = BuildSplit(b, e, level, level - 1, built);
+                top = BuildSplit(e, level, level - 1, built);
             }
             catch (InsufficientMemoryException)
             {
@@ -225,7 +225,7 @@ namespace FastEpt
                 throw;
             }
 
-            if (Interlocked.CompareExchange(ref *slot, top, e) != e)
+            if (Interlocked.CompareExchange(ref slot, top, e) != e)
             {
                 FreeAll(built);
                 return false;
@@ -267,10 +267,10 @@ namespace FastEpt
 
         // Level 1: every present entry of the table gets its memory type recomputed, its type
         // recalculated where marked, and its marks cleared (Xen does the whole table at once).
-        private void RecalcLeafTable(byte* b, ulong table, ulong firstGfn)
+        private void RecalcLeafTable(ulong table, ulong firstGfn)
         {
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int j = 0; j < EptEntry.EntriesPerTable; j++)
+            Span<ulong> slots = _memory.DangerousTable(table);
+            for (int j = 0; j < slots.Length; j++)
             {
                 ulong e = Volatile.Read(ref slots[j]);
                 if (!IsValid(e) || (e & EptEntry.RwxMask) == 0)
@@ -284,17 +284,17 @@ namespace FastEpt
                     continue;       // unmarked: left as it is
                 }
 
-                ReplaceSlot(&slots[j], cur => rebuilt | (cur & (EptEntry.AccessedBit | EptEntry.DirtyBit)));
+                ReplaceSlot(ref slots[j], cur => rebuilt | (cur & (EptEntry.AccessedBit | EptEntry.DirtyBit)));
             }
         }
 
         // Compare-exchange loop: the walker's atomic A/D updates are never lost.
-        private static void ReplaceSlot(ulong* slot, Func<ulong, ulong> change)
+        private static void ReplaceSlot(ref ulong slot, Func<ulong, ulong> change)
         {
             while (true)
             {
-                ulong cur = Volatile.Read(ref *slot);
-                if (Interlocked.CompareExchange(ref *slot, change(cur), cur) == cur)
+                ulong cur = Volatile.Read(ref slot);
+                if (Interlocked.CompareExchange(ref slot, change(cur), cur) == cur)
                 {
                     return;
                 }

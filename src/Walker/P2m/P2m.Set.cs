@@ -5,7 +5,7 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         /// <summary>
         /// Maps (or, with <see cref="P2mType.Invalid"/>, removes) the 2^order frames at
@@ -37,112 +37,23 @@ namespace FastEpt
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
         }
 
-        /// <summary>
-        /// The argument checks of <see cref="SetEntry"/>: throws exactly what it throws for bad
-        /// arguments, changes nothing. Internal so that FastEpt.Interop's native writer reports
-        /// the same errors.
-        /// </summary>
-        internal void ValidateSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        // Every write goes through here: the core write, then (host p2m of a domain with views)
+        // propagation with the host lock still held, as Xen does from ept_set_entry.
+        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
         {
-            ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
-
-            ulong count = 1UL << (int)order;
-            if ((gfn & (count - 1)) != 0)
+            IHostChangeObserver? observer = _observer;
+            if (observer is null)
             {
-                ThrowHelper.ThrowArgumentException(nameof(gfn), $"GFN 0x{gfn:X} is not aligned to order {(int)order}.");
+                SetEntryCore(gfn, mfn, order, type, access, sveMode);
+                return;
             }
 
-            if (type == P2mType.MapForeign && order != PageOrder.Size4K)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "Foreign mappings are 4K only.");
-            }
-
-            if (mfn == Mfn.Invalid)
-            {
-                if (NeedsFrame(type))
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException(nameof(mfn), "INVALID", $"Type {type} maps a host frame; Mfn.Invalid is not one.");
-                }
-            }
-            else
-            {
-                if ((mfn & (count - 1)) != 0)
-                {
-                    ThrowHelper.ThrowArgumentException(nameof(mfn), $"MFN 0x{mfn:X} is not aligned to order {(int)order}.");
-                }
-
-                if (type == P2mType.PopulateOnDemand)
-                {
-                    ThrowHelper.ThrowArgumentException(nameof(mfn), "Populate-on-demand entries carry no frame: pass Mfn.Invalid.");
-                }
-
-                // RAM-backed frames must be host memory; MMIO frames must fit the host address width.
-                ulong limit = type is P2mType.MmioDm or P2mType.MmioDirect or P2mType.Invalid ? _hostFrameLimit : _frameCount;
-                if (mfn >= limit || count > limit - mfn)
-                {
-                    ThrowHelper.ThrowArgumentOutOfRangeException_mfn(mfn, (long)limit);
-                }
-            }
-
-            if (EptPermissions.IsWriteWithoutRead(type, access))
-            {
-                ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on readable type {type} would be write-without-read, an EPT misconfiguration.");
-            }
-
-            // Likewise an execute-only leaf on a CPU without the capability (SDM: misconfiguration).
-            if (!Options.ExecuteOnly
-                && (EptPermissions.Apply(0, type, access, order != PageOrder.Size4K, _inputs) & EptEntry.RwxMask) == 4)
-            {
-                ThrowHelper.ThrowArgumentException(nameof(access), $"Access {access} on type {type} gives an execute-only entry, which this CPU (P2mOptions.ExecuteOnly = false) treats as a misconfiguration.");
-            }
+            _memory.ThrowIfDisposed();
+            P2mEntry before = Lookup(gfn);
+            SetEntryCore(gfn, mfn, order, type, access, sveMode);
+            bool namesFrame = mfn != Mfn.Invalid && type is not (P2mType.Invalid or P2mType.PopulateOnDemand);
+            observer.OnHostChange(gfn, order, namesFrame ? mfn : Mfn.Invalid, type, access, before);
         }
-
-        /// <summary>
-        /// The checks of <see cref="SetEntry"/> that need neither the tables nor host memory: enum
-        /// ranges, the order (and 1G support) and the GFN's range. Shared with the native writer
-        /// (FastEpt.Interop) so both throw the same exceptions.
-        /// </summary>
-        internal static void ValidateSetArguments(ulong gfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe, bool support1G, int addressBits)
-        {
-            if (order is not (PageOrder.Size4K or PageOrder.Size2M or PageOrder.Size1G))
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "The order must be 0 (4K), 9 (2M) or 18 (1G).");
-            }
-
-            if (order == PageOrder.Size1G && !support1G)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "This p2m does not support 1G pages (P2mOptions.Support1G).");
-            }
-
-            if ((uint)type > (uint)P2mType.IoreqServer)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(type), type, "Unknown P2mType value.");
-            }
-
-            if ((uint)access > (uint)P2mAccess.R_PW)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(access), access, "Unknown P2mAccess value.");
-            }
-
-            if ((uint)suppressVe > (uint)SuppressVe.Set)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(suppressVe), suppressVe, "Unknown SuppressVe value.");
-            }
-
-            if (gfn >= 1UL << (addressBits - EptEntry.PageBits))
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException_gfn(gfn, addressBits);
-            }
-        }
-
-        // Types whose entries must name a real host frame (Xen accepts INVALID_MFN only for PoD,
-        // mmio_direct and paging types; invalid and mmio_dm with no frame build an empty entry).
-        private static bool NeedsFrame(P2mType type) => type switch
-        {
-            P2mType.Invalid or P2mType.MmioDm or P2mType.MmioDirect or P2mType.PopulateOnDemand
-                or P2mType.RamPagingOut or P2mType.RamPaged or P2mType.RamPagingIn => false,
-            _ => true,
-        };
 
         // Xen step 5: the new leaf, built from zero. Suppress-#VE is added by the caller.
         private ulong BuildLeaf(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access)
@@ -195,7 +106,7 @@ namespace FastEpt
                 ResolveLocked(gfn);     // Xen's ept_set_entry: no recalc mark left above the new entry
             }
 
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             int target = order / EptEntry.TableOrder + 1;
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);
             bool newValid = IsValid(leaf);
@@ -216,7 +127,7 @@ namespace FastEpt
                 int level = _levels;
                 while (level > target)
                 {
-                    ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
+                    ulong pte = Volatile.Read(ref TableSlot(table, gfn, level));
                     ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
                     {
@@ -228,8 +139,8 @@ namespace FastEpt
                     break;
                 }
 
-                ulong* slot = SlotPointer(b, table, gfn, level);
-                ulong old = Volatile.Read(ref *slot);
+                ref ulong slot = ref TableSlot(table, gfn, level);
+                ulong old = Volatile.Read(ref slot);
                 if (level == target)
                 {
                     ulong word = WithSuppressVe(leaf, sveMode, old);
@@ -241,8 +152,8 @@ namespace FastEpt
                     ulong oldTable = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     bool replacesTable = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0
                                          && _tables.Contains(oldTable);
-                    long oldPod = replacesTable ? PodGfnsInTable(b, oldTable, level - 1) : PodGfnsInEntry(old, level);
-                    if (Interlocked.CompareExchange(ref *slot, word, old) != old)
+                    long oldPod = replacesTable ? PodGfnsInTable(oldTable, level - 1) : PodGfnsInEntry(old, level);
+                    if (Interlocked.CompareExchange(ref slot, word, old) != old)
                     {
                         continue;   // the walker set A/D meanwhile: rebuild from the new snapshot
                     }
@@ -258,7 +169,7 @@ namespace FastEpt
                     Interlocked.Add(ref _podEntryCount, newPod - oldPod);
                     if (replacesTable)
                     {
-                        RetireSubtree(b, oldTable, level - 1);
+                        RetireSubtree(oldTable, level - 1);
                     }
 
                     TryReclaimLocked();
@@ -277,16 +188,16 @@ namespace FastEpt
                 ulong top;
                 try
                 {
-                    top = isLeaf ? BuildSplit(b, old, level, target, built) : BuildEmptyChain(b, level, target, gfn, built);
+                    top = isLeaf ? BuildSplit(old, level, target, built) : BuildEmptyChain(level, target, gfn, built);
                     // Place the new leaf in the private subtree; its old value is what the split inherited.
                     ulong t = (top & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     for (int l = level - 1; l > target; l--)
                     {
-                        t = (*SlotPointer(b, t, gfn, l) & EptEntry.MfnMask) >> EptEntry.MfnShift;
+                        t = (TableSlot(t, gfn, l) & EptEntry.MfnMask) >> EptEntry.MfnShift;
                     }
 
-                    ulong* leafSlot = SlotPointer(b, t, gfn, target);
-                    *leafSlot = WithSuppressVe(leaf, sveMode, *leafSlot);
+                    ref ulong leafSlot = ref TableSlot(t, gfn, target);
+                    leafSlot = WithSuppressVe(leaf, sveMode, leafSlot);
                 }
                 catch (InsufficientMemoryException)
                 {
@@ -295,7 +206,7 @@ namespace FastEpt
                     throw;
                 }
 
-                if (Interlocked.CompareExchange(ref *slot, top, old) != old)
+                if (Interlocked.CompareExchange(ref slot, top, old) != old)
                 {
                     FreeAll(built);
                     continue;
@@ -327,17 +238,17 @@ namespace FastEpt
                 ? 1L << (EptEntry.TableOrder * (level - 1))
                 : 0;
 
-        private long PodGfnsInTable(byte* b, ulong table, int level)
+        private long PodGfnsInTable(ulong table, int level)
         {
             long n = 0;
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            Span<ulong> slots = _memory.DangerousTable(table);
+            for (int i = 0; i < slots.Length; i++)
             {
                 ulong pte = Volatile.Read(ref slots[i]);
                 ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
                 if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                 {
-                    n += _tables.Contains(child) ? PodGfnsInTable(b, child, level - 1) : 0;
+                    n += _tables.Contains(child) ? PodGfnsInTable(child, level - 1) : 0;
                 }
                 else
                 {
@@ -348,7 +259,7 @@ namespace FastEpt
             return n;
         }
 
-        private ulong AllocateTable(byte* b, List<ulong> built)
+        private ulong AllocateTable(List<ulong> built)
         {
             if (!_memory.TryAllocateFrame(out ulong mfn))
             {
@@ -356,20 +267,20 @@ namespace FastEpt
             }
 
             built.Add(mfn);
-            new Span<ulong>(b + (mfn << EptEntry.PageBits), EptEntry.EntriesPerTable).Fill(EmptySlot);
+            _memory.DangerousTable(mfn).Fill(EmptySlot);
             return mfn;
         }
 
         // Empty tables from `level - 1` down to `target`, each linked by a middle entry; returns
         // the middle entry for the slot at `level`.
-        private ulong BuildEmptyChain(byte* b, int level, int target, ulong gfn, List<ulong> built)
+        private ulong BuildEmptyChain(int level, int target, ulong gfn, List<ulong> built)
         {
-            ulong top = AllocateTable(b, built);
+            ulong top = AllocateTable(built);
             ulong t = top;
             for (int l = level - 1; l > target; l--)
             {
-                ulong next = AllocateTable(b, built);
-                *SlotPointer(b, t, gfn, l) = MiddleEntry(next);
+                ulong next = AllocateTable(built);
+                TableSlot(t, gfn, l) = MiddleEntry(next);
                 t = next;
             }
 
@@ -379,10 +290,10 @@ namespace FastEpt
         // Xen's ept_split_super_page: 512 children inheriting the parent's fields with their own
         // frame and recomputed r/w/x; recursing into every child until the target level. Returns
         // the middle entry that replaces the superpage.
-        private ulong BuildSplit(byte* b, ulong pte, int level, int target, List<ulong> built)
+        private ulong BuildSplit(ulong pte, int level, int target, List<ulong> built)
         {
-            ulong table = AllocateTable(b, built);
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
+            ulong table = AllocateTable(built);
+            Span<ulong> slots = _memory.DangerousTable(table);
             int childLevel = level - 1;
             bool childSuper = childLevel > 1;
             ulong field = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
@@ -390,13 +301,13 @@ namespace FastEpt
             P2mType type = TypeOf(pte);
             var access = (P2mAccess)((pte & EptEntry.AccessMask) >> EptEntry.AccessShift);
             ulong template = childSuper ? pte | EptEntry.SuperPageBit : pte & ~EptEntry.SuperPageBit;
-            for (int j = 0; j < EptEntry.EntriesPerTable; j++)
+            for (int j = 0; j < slots.Length; j++)
             {
                 // An all-ones frame field means "no frame" (PoD, paging): children keep it.
                 ulong childField = field == EptEntry.MfnFieldMax ? field : field + (ulong)j * stride;
                 ulong child = (template & ~EptEntry.MfnMask) | ((childField << EptEntry.MfnShift) & EptEntry.MfnMask);
                 child = EptPermissions.Apply(child, type, access, childSuper, _inputs);
-                slots[j] = childLevel > target ? BuildSplit(b, child, childLevel, target, built) : child;
+                slots[j] = childLevel > target ? BuildSplit(child, childLevel, target, built) : child;
             }
 
             return MiddleEntry(table);
@@ -425,65 +336,6 @@ namespace FastEpt
 
                 current = seen;
             }
-        }
-
-        // The subtree is unlinked already; stamp its frames for reclamation.
-        private void RetireSubtree(byte* b, ulong table, int level)
-        {
-            List<ulong> frames = new();
-            Collect(b, table, level, frames);
-            _retired.Add((Epoch.Retire(), frames));
-            _pendingReclaim += frames.Count;
-        }
-
-        private void Collect(byte* b, ulong table, int level, List<ulong> frames)
-        {
-            if (!_tables.Remove(table))
-            {
-                return;     // not ours (corruption) or already visited (a cycle): never free it
-            }
-
-            frames.Add(table);
-            if (level == 1)
-            {
-                return;
-            }
-
-            ulong* slots = (ulong*)(b + (table << EptEntry.PageBits));
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
-            {
-                ulong pte = Volatile.Read(ref slots[i]);
-                if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
-                {
-                    Collect(b, (pte & EptEntry.MfnMask) >> EptEntry.MfnShift, level - 1, frames);
-                }
-            }
-        }
-
-        private void TryReclaimLocked()
-        {
-            if (_retired.Count == 0)
-            {
-                return;
-            }
-
-            long oldest = Epoch.OldestActive();
-            int kept = 0;
-            for (int i = 0; i < _retired.Count; i++)
-            {
-                (long stamp, List<ulong> frames) = _retired[i];
-                if (Epoch.IsSafe(stamp, oldest))
-                {
-                    _pendingReclaim -= frames.Count;
-                    FreeAll(frames);
-                }
-                else
-                {
-                    _retired[kept++] = _retired[i];
-                }
-            }
-
-            _retired.RemoveRange(kept, _retired.Count - kept);
         }
     }
 }

@@ -10,7 +10,7 @@ namespace FastEpt
     // removal, split, merge, type change) bumps it after its publishing compare-exchange and
     // before it returns, so a SoftTlb that looks up afterwards sees a new generation and drops
     // everything it cached. Filling a hole needs no bump: a TLB never caches a failed walk.
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         // Only ever increases (Interlocked.Increment).
         private long _tlbGeneration;
@@ -76,12 +76,6 @@ namespace FastEpt
             get => Volatile.Read(ref _tlbGeneration);
         }
 
-        /// <summary>2^AddressBits: the first guest-physical address <see cref="Translate"/> rejects.</summary>
-        internal ulong GpaLimit => _gpaLimit;
-
-        /// <summary>The guest-physical address width this p2m was created with.</summary>
-        internal int AddressBits => _addressBits;
-
         /// <summary>Whether walks set accessed/dirty flags (<see cref="P2mOptions.AccessDirty"/> at creation).</summary>
         internal bool AccessDirtyEnabled => _accessDirty;
 
@@ -95,6 +89,7 @@ namespace FastEpt
         /// <paramref name="hpaBase"/> and returns the r/w/x bits ANDed over that path (bits 0-2).
         /// Never sets accessed/dirty flags. Returns false when the path no longer ends in that
         /// leaf (a writer raced the walk; its generation bump then flushes the TLB anyway).
+        /// The walk is the software walk of <see cref="GetEntry"/> (Descend), stopped at <paramref name="level"/>.
         /// </summary>
         internal bool TryGetTlbRights(ulong gpa, int level, ulong hpaBase, out uint rights)
         {
@@ -104,34 +99,14 @@ namespace FastEpt
                 return false;
             }
 
-            byte* b = _memory.Base;
+            _memory.ThrowIfDisposed();
             long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
-            ulong r = EptEntry.RwxMask;
-            ulong table = _rootMfn;
-            bool found = false;
-            for (int l = _levels; l >= level; l--)
-            {
-                int shift = ShiftOf(l);
-                ulong pte = Volatile.Read(ref *((ulong*)(b + (table << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1))));
-                r &= pte;
-                if (l == level)
-                {
-                    ulong offsetMask = (1UL << shift) - 1;
-                    found = (l == 1 || (pte & EptEntry.SuperPageBit) != 0)
-                            && (pte & EptEntry.MfnMask & ~offsetMask) == hpaBase;
-                    break;
-                }
-
-                ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                if ((pte & EptEntry.RwxMask) == 0 || (pte & EptEntry.SuperPageBit) != 0 || next >= _frameCount)
-                {
-                    break;
-                }
-
-                table = next;
-            }
-
+            ulong pte = Descend(gpa >> EptEntry.PageBits, level, out int stopped, out ulong r, out _);
             Epoch.Exit(slot, previous);
+            ulong offsetMask = (1UL << ShiftOf(level)) - 1;
+            bool found = stopped == level
+                         && (level == 1 || (pte & EptEntry.SuperPageBit) != 0)
+                         && (pte & EptEntry.MfnMask & ~offsetMask) == hpaBase;
             rights = (uint)(r & EptEntry.RwxMask);
             return found;
         }

@@ -197,5 +197,33 @@ namespace FastEpt
                 Interlocked.Or(ref *p, want);
             }
         }
+
+        /// <summary>
+        /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to
+        /// <paramref name="gpa"/>: allowed when the EPT allows a write, or when the leaf is readable
+        /// and carries the paging-write bit (58) with <see cref="P2mOptions.PagingWriteSupported"/>
+        /// (the r_pw access, docs/model/types.md §2.2). Returns the translation of the access.
+        /// </summary>
+        internal EptTranslation TranslatePagingWrite(ulong gpa, AccessKind kind)
+        {
+            EptTranslation t = Translate(gpa, kind);
+            if (t.Status != EptStatus.Violation || !Options.PagingWriteSupported)
+            {
+                return t;
+            }
+
+            EptTranslation read = Translate(gpa, (kind & ~AccessKind.Write) | AccessKind.Read);
+            if (read.Status != EptStatus.Ok)
+            {
+                return t;
+            }
+
+            _memory.ThrowIfDisposed();
+            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            ulong leaf = Descend(gpa >> EptEntry.PageBits, 1, out int level, out _, out _);
+            Epoch.Exit(slot, previous);
+            // A table pointer naming no host frame (the walk stopped on it) is no leaf.
+            return !IsTablePointer(leaf, level) && (leaf & EptEntry.PagingWriteBit) != 0 ? read : t;
+        }
     }
 }

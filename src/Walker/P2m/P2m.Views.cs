@@ -5,24 +5,9 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    /// <summary>
-    /// Told about every entry the host p2m writes, with the host's writer lock held (Xen's
-    /// <c>p2m_altp2m_propagate_change</c> hook, docs/model/altp2m.md §4.5).
-    /// </summary>
-    internal interface IHostChangeObserver
-    {
-        /// <param name="gfn">First GFN of the written range (aligned to <paramref name="order"/>).</param>
-        /// <param name="order">0, 9 or 18.</param>
-        /// <param name="mfn">The frame written, <see cref="Mfn.Invalid"/> when the entry names none.</param>
-        /// <param name="type">The type written.</param>
-        /// <param name="access">The access written.</param>
-        /// <param name="before">The host's entry for <paramref name="gfn"/> just before the write.</param>
-        void OnHostChange(ulong gfn, int order, ulong mfn, P2mType type, P2mAccess access, in P2mEntry before);
-    }
-
     // Internal plumbing for Domain and Altp2m: writes under a lock the caller already holds, view
     // reset, and the host-change hook.
-    public sealed unsafe partial class P2m
+    public sealed partial class P2m
     {
         private IHostChangeObserver? _observer;
 
@@ -55,74 +40,6 @@ namespace FastEpt
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
         }
 
-        // Every write goes through here: the core write, then (host p2m of a domain with views)
-        // propagation with the host lock still held, as Xen does from ept_set_entry.
-        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
-        {
-            IHostChangeObserver? observer = _observer;
-            if (observer is null)
-            {
-                SetEntryCore(gfn, mfn, order, type, access, sveMode);
-                return;
-            }
-
-            P2mEntry before = Lookup(_memory.Base, gfn);
-            SetEntryCore(gfn, mfn, order, type, access, sveMode);
-            bool namesFrame = mfn != Mfn.Invalid && type is not (P2mType.Invalid or P2mType.PopulateOnDemand);
-            observer.OnHostChange(gfn, order, namesFrame ? mfn : Mfn.Invalid, type, access, before);
-        }
-
-        /// <summary>
-        /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to
-        /// <paramref name="gpa"/>: allowed when the EPT allows a write, or when the leaf is readable
-        /// and carries the paging-write bit (58) with <see cref="P2mOptions.PagingWriteSupported"/>
-        /// (the r_pw access, docs/model/types.md §2.2). Returns the translation of the access.
-        /// </summary>
-        internal EptTranslation TranslatePagingWrite(ulong gpa, AccessKind kind)
-        {
-            EptTranslation t = Translate(gpa, kind);
-            if (t.Status != EptStatus.Violation || !Options.PagingWriteSupported)
-            {
-                return t;
-            }
-
-            EptTranslation read = Translate(gpa, (kind & ~AccessKind.Write) | AccessKind.Read);
-            if (read.Status != EptStatus.Ok)
-            {
-                return t;
-            }
-
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
-            ulong leaf = LeafWord(_memory.Base, gpa >> EptEntry.PageBits);
-            Epoch.Exit(slot, previous);
-            return (leaf & EptEntry.PagingWriteBit) != 0 ? read : t;
-        }
-
-        // The raw leaf word mapping `gfn` (0 when none), one snapshot per level.
-        private ulong LeafWord(byte* b, ulong gfn)
-        {
-            ulong table = _rootMfn;
-            int level = _levels;
-            while (true)
-            {
-                ulong pte = Volatile.Read(ref *SlotPointer(b, table, gfn, level));
-                if (level > 1 && (pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
-                {
-                    ulong next = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    if (next >= _frameCount)
-                    {
-                        return 0;
-                    }
-
-                    table = next;
-                    level--;
-                    continue;
-                }
-
-                return pte;
-            }
-        }
-
         /// <summary>
         /// The access a write of <paramref name="type"/> can actually carry: write is dropped where
         /// it would be write-without-read, and execute-only where this CPU cannot execute-only.
@@ -152,10 +69,10 @@ namespace FastEpt
         {
             Debug.Assert(_lock.IsHeldByCurrentThread);
             ThrowIfDisposed();
-            byte* b = _memory.Base;
-            ulong* root = (ulong*)(b + (_rootMfn << EptEntry.PageBits));
+            _memory.ThrowIfDisposed();
+            Span<ulong> root = _memory.DangerousTable(_rootMfn);
             bool changed = false;
-            for (int i = 0; i < EptEntry.EntriesPerTable; i++)
+            for (int i = 0; i < root.Length; i++)
             {
                 ulong old = Volatile.Read(ref root[i]);
                 if (old == 0)
@@ -168,7 +85,7 @@ namespace FastEpt
                 ulong child = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
                 if ((old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
                 {
-                    RetireSubtree(b, child, _levels - 1);
+                    RetireSubtree(child, _levels - 1);
                 }
             }
 

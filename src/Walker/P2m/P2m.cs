@@ -26,7 +26,7 @@ namespace FastEpt
     /// host memory's allocator lock (56). No lock is held while guest memory is
     /// translated or copied on a reader's behalf.</para>
     /// </remarks>
-    public sealed unsafe partial class P2m : IDisposable
+    public sealed partial class P2m : IDisposable
     {
         // Middle (non-leaf) entries: r=w=x=1, default access, suppress-#VE, A preset on A/D CPUs.
         private const ulong EmptySlot = EptEntry.SuppressVeBit;
@@ -133,6 +133,12 @@ namespace FastEpt
         /// <summary>Paging levels (4 or 5).</summary>
         public int Levels => _levels;
 
+        /// <summary>2^AddressBits: the first guest-physical address <see cref="Translate"/> rejects.</summary>
+        internal ulong GpaLimit => _gpaLimit;
+
+        /// <summary>The guest-physical address width this p2m was created with.</summary>
+        internal int AddressBits => _addressBits;
+
         /// <summary>The populate-on-demand cache that <see cref="P2mQuery.Alloc"/> draws from.</summary>
         public PodCache Pod { get; }
 
@@ -205,18 +211,6 @@ namespace FastEpt
             _pendingReclaim = 0;
         }
 
-        /// <summary>
-        /// Tries to return unlinked table frames to host memory now; returns how many are still
-        /// pending because a reader may be inside them.
-        /// </summary>
-        public long Reclaim()
-        {
-            ThrowIfDisposed();
-            using OrderedLock.Scope s = _lock.Enter();
-            TryReclaimLocked();
-            return _pendingReclaim;
-        }
-
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void ThrowIfDisposed()
         {
@@ -229,9 +223,13 @@ namespace FastEpt
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static int ShiftOf(int level) => EptEntry.PageBits + EptEntry.TableOrder * (level - 1);
 
+        // The slot that indexes `gfn` in the table at `level` held by frame `table`. Unchecked:
+        // callers follow only tables they own or frame numbers checked against host memory, and
+        // checked on entry that host memory is not disposed.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static ulong* SlotPointer(byte* b, ulong table, ulong gfn, int level)
-            => (ulong*)(b + (table << EptEntry.PageBits)) + ((gfn >> (EptEntry.TableOrder * (level - 1))) & (EptEntry.EntriesPerTable - 1));
+        private ref ulong TableSlot(ulong table, ulong gfn, int level)
+            => ref _memory.DangerousSlot((table << EptEntry.PageBits)
+                                         + (((gfn >> (EptEntry.TableOrder * (level - 1))) & (EptEntry.EntriesPerTable - 1)) << 3));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool IsValid(ulong pte)

@@ -41,7 +41,7 @@ namespace FastEpt
     /// vCPU); it takes no lock and is not safe for concurrent use. Any number of TLBs over one
     /// p2m run concurrently with that p2m's writers.</para>
     /// </remarks>
-    public sealed unsafe class SoftTlb
+    public sealed unsafe partial class SoftTlb
     {
         /// <summary>The default number of 4 KiB entries.</summary>
         public const int DefaultCapacity = 256;
@@ -51,9 +51,6 @@ namespace FastEpt
 
         /// <summary>Entries of the 2 MiB array.</summary>
         internal const int Entries2M = 64;
-
-        // TranslateBatch: misses are collected and walked together in chunks of this many addresses.
-        private const int BatchMissChunk = 256;
 
         /// <summary>Entries of the 1 GiB array.</summary>
         internal const int Entries1G = 16;
@@ -156,13 +153,6 @@ namespace FastEpt
         public long Resizes => _resizes;
 
         /// <summary>
-        /// All-context invalidation: makes every translation cached by every <see cref="SoftTlb"/>
-        /// in the process unreachable before this call returns (each TLB empties itself on its next lookup).
-        /// </summary>
-        /// <remarks>Lock-free, O(1).</remarks>
-        public static void InvalidateAll() => P2m.InvalidateAllTlbs();
-
-        /// <summary>
         /// Translates <paramref name="gpa"/> for <paramref name="access"/>, from the cache when it
         /// holds the page with enough rights, else by walking the p2m (and caching an
         /// <see cref="EptStatus.Ok"/> result). Returns exactly what <see cref="P2m.Translate"/> returns.
@@ -178,13 +168,13 @@ namespace FastEpt
         {
             unchecked
             {
-                Entry* e = Slot(gpa);
-                ulong data = e->Data;
+                ref Entry e = ref Slot(gpa);
+                ulong data = e.Data;
                 uint a = (uint)access;
                 // One test: same page and epoch (a GPA out of range was never cached), the cached
                 // rights cover the access (access > 7 has a bit in 7:3, where data is zero),
                 // access is not 0, and no invalidation happened since the last flush.
-                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag)
+                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
                              | (a & ~(uint)data)
                              | ((a - 1) >> 31)
                              | (ulong)(CurrentGeneration() ^ _generation);
@@ -197,125 +187,6 @@ namespace FastEpt
                 return Miss(gpa, access);
             }
         }
-
-        /// <summary>
-        /// Translates every address of <paramref name="gpas"/> as <see cref="Translate"/> would,
-        /// writing one result per address; argument checks are those of <see cref="P2m.TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>.
-        /// </summary>
-        /// <param name="gpas">Guest-physical addresses, each below 2^AddressBits.</param>
-        /// <param name="access">Read, Write and/or Execute (at least one).</param>
-        /// <param name="results">Receives one translation per address; at least as long as <paramref name="gpas"/>.</param>
-        /// <returns>The number of results written (= <paramref name="gpas"/>.Length).</returns>
-        /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="gpas"/>.</exception>
-        /// <exception cref="ArgumentOutOfRangeException">An address or <paramref name="access"/> is out of range (checked before any lookup).</exception>
-        /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
-        public int TranslateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results)
-        {
-            P2m.ValidateBatchArguments(gpas, access, results, _gpaLimit, _p2m.AddressBits);
-
-            if (_p2m.IsDisposed)
-            {
-                ThrowHelper.ThrowObjectDisposedException(_p2m);
-            }
-
-            results = results.Slice(0, gpas.Length);    // same length: the JIT drops both bounds checks
-            if (gpas.Length < BatchMissChunk)
-            {
-                for (int i = 0; i < gpas.Length; i++)
-                {
-                    results[i] = Translate(gpas[i], access);
-                }
-
-                return gpas.Length;
-            }
-
-            // Hits are answered in place; the misses of each chunk are walked together by the
-            // p2m's batch walker (memory-level parallelism), then filled.
-            ulong* missGpas = stackalloc ulong[BatchMissChunk];
-            int* missIndex = stackalloc int[BatchMissChunk];
-            EptTranslation* missResults = stackalloc EptTranslation[BatchMissChunk];
-            for (int start = 0; start < gpas.Length; start += BatchMissChunk)
-            {
-                int end = Math.Min(start + BatchMissChunk, gpas.Length);
-                // Generations are read before any walk of this chunk (see Miss).
-                long generation = CurrentGeneration();
-                if (generation != _generation)
-                {
-                    FlushCore(generation);
-                }
-
-                int misses = 0;
-                long hits = 0;
-                for (int i = start; i < end; i++)
-                {
-                    ulong gpa = gpas[i];
-                    if (TryHit(gpa, (uint)access, out EptTranslation hit))
-                    {
-                        results[i] = hit;
-                        hits++;
-                    }
-                    else
-                    {
-                        missGpas[misses] = gpa;
-                        missIndex[misses] = i;
-                        misses++;
-                    }
-                }
-
-                _counts.Hits += hits;
-                if (misses != 0)
-                {
-                    _p2m.TranslateBatch(new ReadOnlySpan<ulong>(missGpas, misses), access, new Span<EptTranslation>(missResults, misses));
-                    _counts.Misses += misses;
-                    for (int k = 0; k < misses; k++)
-                    {
-                        EptTranslation t = missResults[k];
-                        results[missIndex[k]] = t;
-                        if (t.Status == EptStatus.Ok)
-                        {
-                            Fill(missGpas[k], t, (uint)access);
-                        }
-                    }
-                }
-            }
-
-            return gpas.Length;
-        }
-
-        // A hit in the 4K array or, failing that, in the superpage arrays (which also fills the
-        // 4K slot). Arguments were validated by the caller; the generation is current.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private bool TryHit(ulong gpa, uint access, out EptTranslation result)
-        {
-            Entry* e = Slot(gpa);
-            ulong data = e->Data;
-            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e->Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
-            {
-                result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)((data >> LevelShift) & 7), 0);
-                return true;
-            }
-
-            ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
-            if (e2.Tag == ((gpa & ~Mask2M) | _epoch) && (access & ~unchecked((uint)e2.Data)) == 0)
-            {
-                result = SuperpageFill(gpa, e2.Data, Mask2M);
-                return true;
-            }
-
-            ref Entry e1 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries1G), (nint)((gpa >> 30) & (Entries1G - 1)));
-            if (e1.Tag == ((gpa & ~Mask1G) | _epoch) && (access & ~unchecked((uint)e1.Data)) == 0)
-            {
-                result = SuperpageFill(gpa, e1.Data, Mask1G);
-                return true;
-            }
-
-            result = default;
-            return false;
-        }
-
-        /// <summary>Empties the TLB (O(1)); with dynamic sizing, may resize it.</summary>
-        public void Flush() => FlushCore(CurrentGeneration());
-
         /// <summary>Sets <see cref="Hits"/>, <see cref="Misses"/>, <see cref="Flushes"/> and <see cref="Resizes"/> to zero.</summary>
         public void ResetCounters()
         {
@@ -328,11 +199,6 @@ namespace FastEpt
         /// <inheritdoc/>
         public override string ToString()
             => $"SoftTlb capacity={Capacity} hits={Hits} misses={Misses} flushes={_flushes}";
-
-        // The p2m's generation; all-context invalidation bumps every live p2m's (P2m.InvalidateAllTlbs),
-        // so one load serves both.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private long CurrentGeneration() => _p2m.TlbGeneration;
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         private EptTranslation Miss(ulong gpa, AccessKind access)
@@ -373,78 +239,10 @@ namespace FastEpt
             return t;
         }
 
-        private EptTranslation SuperpageHit(ulong gpa, ulong data, ulong offsetMask)
-        {
-            _counts.Hits++;
-
-            return SuperpageFill(gpa, data, offsetMask);
-        }
-
-        private EptTranslation SuperpageFill(ulong gpa, ulong data, ulong offsetMask)
-        {
-            ulong hpa = (data & ~EptEntry.PageMask) | (gpa & offsetMask);
-            ulong payload = data & EptEntry.PageMask;
-            Fill4K(gpa, (hpa & ~EptEntry.PageMask) | payload);
-            return new EptTranslation(EptStatus.Ok, hpa, (int)(payload >> LevelShift), 0);
-        }
-
-        private void Fill(ulong gpa, EptTranslation t, uint access)
-        {
-            int level = t.Level;
-            if (level < 1 || level > 3)
-            {
-                return;
-            }
-
-            ulong offsetMask = (1UL << (EptEntry.PageBits + EptEntry.TableOrder * (level - 1))) - 1;
-            ulong hpaBase = t.Hpa & ~offsetMask;
-            // The walk proved only `access`; the other rights come from the same path, re-read
-            // (cache-hot). If a writer changed it meanwhile, its generation bump flushes us anyway.
-            if (!_p2m.TryGetTlbRights(gpa, level, hpaBase, out uint rights) || (access & ~rights) != 0)
-            {
-                return;
-            }
-
-            if (_accessDirty && (access & (uint)AccessKind.Write) == 0)
-            {
-                rights &= ~(uint)AccessKind.Write;   // a later write must walk to set the dirty flag
-            }
-
-            ulong payload = rights | ((ulong)level << LevelShift);
-            if (level == 2)
-            {
-                ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
-                e2.Tag = (gpa & ~Mask2M) | _epoch;
-                e2.Data = hpaBase | payload;
-            }
-            else if (level == 3)
-            {
-                ref Entry e1 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries1G), (nint)((gpa >> 30) & (Entries1G - 1)));
-                e1.Tag = (gpa & ~Mask1G) | _epoch;
-                e1.Data = hpaBase | payload;
-            }
-
-            Fill4K(gpa, (t.Hpa & ~EptEntry.PageMask) | payload);
-        }
-
-        // `data` is the 4 KiB page's HPA | payload; the slot keeps HPA page - GPA page instead,
-        // so a hit adds it to the GPA (one add) to get the HPA with the offset.
-        private void Fill4K(ulong gpa, ulong data)
-        {
-            Entry* e = Slot(gpa);
-            if ((e->Tag & EpochMask) != _epoch)
-            {
-                _used++;    // a slot empty in this epoch
-            }
-
-            e->Tag = (gpa & ~EptEntry.PageMask) | _epoch;
-            e->Data = unchecked((data & ~EptEntry.PageMask) - (gpa & ~EptEntry.PageMask)) | (data & EptEntry.PageMask);
-        }
-
         // The 4K slot of `gpa`: the index pre-shifted by the entry size (16 bytes), from the
         // pinned array's base.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private Entry* Slot(ulong gpa) => (Entry*)((byte*)_base + ((gpa >> (EptEntry.PageBits - 4)) & _byteMask));
+        private ref Entry Slot(ulong gpa) => ref *(Entry*)((byte*)_base + ((gpa >> (EptEntry.PageBits - 4)) & _byteMask));
 
         // Allocates the 4K array on the pinned object heap: it never moves, so hits address it
         // through a raw pointer (no null or bounds check).
@@ -453,48 +251,6 @@ namespace FastEpt
             _entries = GC.AllocateArray<Entry>(capacity, pinned: true);
             _base = (Entry*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries));
             _byteMask = (ulong)(capacity - 1) << 4;
-        }
-
-        private void FlushCore(long generation)
-        {
-            _generation = generation;
-            _flushes++;
-            int used = _used;
-            _used = 0;
-            int capacity = _entries.Length;
-            if (_minCapacity != _maxCapacity)
-            {
-                // QEMU's rule, decided only here: > 70 % of the slots filled since the last flush
-                // doubles the array, < 30 % halves it.
-                int wanted = capacity;
-                if ((long)used * 10 > (long)capacity * 7 && capacity < _maxCapacity)
-                {
-                    wanted = capacity * 2;
-                }
-                else if ((long)used * 10 < (long)capacity * 3 && capacity > _minCapacity)
-                {
-                    wanted = capacity / 2;
-                }
-
-                if (wanted != capacity)
-                {
-                    AllocateEntries(wanted);        // zeroed: every slot empty
-                    _resizes++;
-                }
-            }
-
-            if (_epoch == EpochMax)
-            {
-                // The epoch wraps: clear every tag so no entry from 4095 flushes ago can match.
-                Array.Clear(_entries);
-                Array.Clear(_entries2M);
-                Array.Clear(_entries1G);
-                _epoch = 1;
-            }
-            else
-            {
-                _epoch++;
-            }
         }
 
         private static int CheckPowerOfTwo(int value, string name, int min, int max)

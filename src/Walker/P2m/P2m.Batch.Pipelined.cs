@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace FastEpt
+{
+    public sealed unsafe partial class P2m
+    {
+        // Pipelined walks: a walk's level-n entry is prefetched PipelineDistance addresses before
+        // the walk reads it, so up to 3 x PipelineDistance walks are in flight. The ring holds
+        // the state of every walk in flight (a power of two >= 3 x distance + 1).
+        internal const int PipelineDistance = 16;
+        private const int PipelineRing = 64;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Prefetch(void* p)
+        {
+            if (Sse.IsSupported)
+            {
+                Sse.Prefetch0(p);
+            }
+        }
+
+        // Software pipeline over the 4-level fast shape. Iteration i starts walk i + 3D (reads its
+        // PML4E, which stays cached, and prefetches its PDPTE), advances walk i + 2D (reads the
+        // PDPTE, prefetches the PDE) and walk i + D (reads the PDE, prefetches the PTE), and
+        // finishes walk i (reads the PTE). Every entry is read once, into a local; whatever the
+        // fast shape does not cover (a superpage, a violation, a misconfiguration) is finished on
+        // the spot by WalkFrom from that snapshot, and the walk leaves the pipeline (null slot).
+        private void WalkPipelined(byte* b, ReadOnlySpan<ulong> gpas, uint access, Span<EptTranslation> results)
+        {
+            const int D = PipelineDistance;
+            const int Mask = PipelineRing - 1;
+            ulong** slots = stackalloc ulong*[PipelineRing];
+            ulong* rights = stackalloc ulong[PipelineRing];
+            ulong pointerMask = _fastPointerMask;
+            ulong leafMask = _fastLeafMask;
+            ulong limit = _tableLimit;
+            ulong* root = (ulong*)(b + (_rootMfn << EptEntry.PageBits));
+            int n = gpas.Length;
+            ref ulong g0 = ref MemoryMarshal.GetReference(gpas);
+            ref EptTranslation r0 = ref MemoryMarshal.GetReference(results);
+
+            for (int i = -3 * D; i < n; i++)
+            {
+                // Start walk j: PML4E.
+                int j = i + (3 * D);
+                if (j < n)
+                {
+                    ulong gpa = Unsafe.Add(ref g0, j);
+                    ulong* p = root + ((gpa >> 39) & 511);
+                    ulong pte = Volatile.Read(ref *p);
+                    ulong next = pte & EptEntry.MfnMask;
+                    if ((pte & pointerMask) == 1 && next < limit)
+                    {
+                        ulong* q = (ulong*)(b + next) + ((gpa >> 30) & 511);
+                        Prefetch(q);
+                        slots[j & Mask] = q;
+                        rights[j & Mask] = pte;
+                    }
+                    else
+                    {
+                        Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, 4, p, pte, EptEntry.RwxMask);
+                        slots[j & Mask] = null;
+                    }
+                }
+
+                // Walks i + 2D (PDPTE) and i + D (PDE): one stage, inlined for each level.
+                AdvanceWalk(b, 3, i + (2 * D), n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
+                AdvanceWalk(b, 2, i + D, n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
+
+                // Finish walk i: PTE.
+                if (i >= 0)
+                {
+                    ulong* p = slots[i & Mask];
+                    if (p != null)
+                    {
+                        ulong gpa = Unsafe.Add(ref g0, i);
+                        ulong pte = Volatile.Read(ref *p);
+                        ulong r = rights[i & Mask] & pte;
+                        if ((pte & leafMask) == 1
+                            && ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) == 0
+                            && (access & ~(uint)(r & EptEntry.RwxMask)) == 0)
+                        {
+                            Unsafe.Add(ref r0, i) = new EptTranslation(EptStatus.Ok, (pte & EptEntry.MfnMask) | (gpa & EptEntry.PageMask), 1, 0);
+                        }
+                        else
+                        {
+                            Unsafe.Add(ref r0, i) = WalkFrom(b, gpa, access, 1, p, pte, rights[i & Mask] & EptEntry.RwxMask);
+                        }
+                    }
+                }
+            }
+        }
+
+        // A middle stage of the pipeline for walk j, at `level` (3: its PDPTE, 2: its PDE): reads
+        // the entry prefetched one stage earlier, then either prefetches the next level's entry
+        // or, when the entry is not a well-formed pointer, finishes the walk with WalkFrom from
+        // that snapshot and takes it out of the pipeline. Always inlined with a constant level,
+        // so each stage compiles to what it was when written out twice.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void AdvanceWalk(byte* b, int level, int j, int n, ulong** slots, ulong* rights, ref ulong g0, ref EptTranslation r0,
+                                 uint access, ulong pointerMask, ulong limit)
+        {
+            const int Mask = PipelineRing - 1;
+            if (unchecked((uint)j < (uint)n))
+            {
+                ulong* p = slots[j & Mask];
+                if (p != null)
+                {
+                    ulong gpa = Unsafe.Add(ref g0, j);
+                    ulong pte = Volatile.Read(ref *p);
+                    ulong next = pte & EptEntry.MfnMask;
+                    if ((pte & pointerMask) == 1 && next < limit)
+                    {
+                        ulong* q = (ulong*)(b + next) + ((gpa >> ShiftOf(level - 1)) & 511);
+                        Prefetch(q);
+                        slots[j & Mask] = q;
+                        rights[j & Mask] &= pte;
+                    }
+                    else
+                    {
+                        Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, level, p, pte, rights[j & Mask] & EptEntry.RwxMask);
+                        slots[j & Mask] = null;
+                    }
+                }
+            }
+        }
+    }
+}
