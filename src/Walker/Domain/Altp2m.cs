@@ -6,7 +6,7 @@ using FastEpt.Internal;
 namespace FastEpt
 {
     /// <summary>
-    /// The alternate p2m views of a <see cref="Domain"/> (docs/model/altp2m.md §4). View 0 is always the host
+    /// The alternate p2m views of a <see cref="Domain"/> (docs/model/altp2m.md). View 0 is always the host
     /// p2m; alternate views are 1..<see cref="DomainOptions.AltViews"/>, each a full EPT hierarchy
     /// over the same host memory that is filled lazily from the host on faults.
     /// </summary>

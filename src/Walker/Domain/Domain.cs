@@ -9,7 +9,7 @@ namespace FastEpt
     /// <summary>
     /// A guest: the host p2m, its vCPUs, the populate-on-demand pool, MMIO registrations, the
     /// altp2m views (<see cref="Altp2m"/>), the EPT-violation handler with mem_access events and
-    /// software #VE (docs/model/altp2m.md §4 and 5).
+    /// software #VE (docs/model/altp2m.md and docs/model/mem-access.md).
     /// </summary>
     /// <remarks>
     /// Locks are taken host p2m → view list → view, never across a call that copies guest memory
