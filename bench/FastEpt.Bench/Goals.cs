@@ -14,7 +14,7 @@ using BenchmarkDotNet.Reports;
 namespace FastEpt.Bench
 {
     /// <summary>
-    /// The issue's goals, measured interleaved: the contenders the goals compare (from
+    /// FastEpt's performance goals (docs/benchmarks.md), measured interleaved: the contenders the goals compare (from
     /// <see cref="Perf_TranslateSuite"/>, the very same methods, on its DRAM-size and
     /// cache-resident random-4K scenarios) are timed round after round, each once per round
     /// in a rotating order, and each goal is a ratio of per-contender medians. On a shared,
@@ -27,7 +27,7 @@ namespace FastEpt.Bench
     /// over 4K and 2M guest pages, 4K EPT pages) against the 1D walk of the same final GPAs, and a
     /// fourth the emulated 8-byte accesses of <see cref="Perf_Emulation"/> (MMIO and RAM, within a
     /// page and crossing one) against <see cref="Vcpu.TranslateLinear"/> of the same RAM
-    /// addresses; their rows are informational: the issue sets them no target.
+    /// addresses; their rows are informational: they have no target.
     /// </remarks>
     internal static class Goals
     {
@@ -404,7 +404,7 @@ namespace FastEpt.Bench
             ];
         }
 
-        // The replay rows: the issue's two throughput goals (M accesses/s, parse + translate),
+        // The replay rows: the two replay throughput goals (M accesses/s, parse + translate),
         // then the cost of translating as a multiple of parsing alone (informational).
         private static List<GoalRow> EvaluateReplay(Func<string, double?> ns, Func<string, double?>? bdn)
         {
@@ -467,7 +467,7 @@ namespace FastEpt.Bench
                 + "of an access is translated by GetPageFromGva (a 2D walk under the p2m read lock) and a RAM page referenced while it is copied; a crossing "
                 + "access translates two pages. TranslateLinear8 walks the RAM reads' addresses. The emulation rows (Target -, Met info) have no target.");
             sb.AppendLine($"Trace replay ({Perf_Replay.Describe}): each call opens the trace file, builds the replay guest and replays every access with "
-                + "the report's statistics (per-page counts, walk depth, working set, heat map); the two throughput rows are the issue's absolute goals "
+                + "the report's statistics (per-page counts, walk depth, working set, heat map); the two throughput rows are absolute goals "
                 + "for this machine class, the time ratios show what translating adds to parsing.");
             return sb.ToString();
         }

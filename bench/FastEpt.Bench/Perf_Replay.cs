@@ -12,7 +12,7 @@ namespace FastEpt.Bench
     /// <summary>
     /// Trace replay throughput of the <c>fastept</c> tool, in time per access: parsing alone
     /// against parsing plus translating, for a lackey text trace and the same accesses in the
-    /// binary format. The goals: binary replay at least 50 M accesses/s, lackey text at
+    /// binary format. The replay goals (docs/benchmarks.md): binary replay at least 50 M accesses/s, lackey text at
     /// least 5 M accesses/s on this machine class.
     /// </summary>
     /// <remarks>
