@@ -6,9 +6,10 @@
  *
  * A C99 library over the same memory layout as the managed FastEpt.P2m: host memory is one
  * byte range of 4 KiB frames (frame n at host_base + n * 4096), EPT tables are frames in it,
- * and an EPTP names the root. Everything here is plain data and plain functions: no global
- * state, no allocation, no locks. Readers (translate, get_entry) may run on any number of
- * threads alongside one writer (set_entry); writers must be serialised by the caller.
+ * and an EPTP names the root. Everything here is plain data and plain functions: no allocation,
+ * no locks, and no global state except the read-section slots (fastept_read_enter). Readers
+ * (translate, get_entry) may run on any number of threads alongside one writer (set_entry);
+ * writers must be serialised by the caller.
  *
  * The bit layout of an entry, the walk rules (Intel SDM Vol. 3C 29.3) and the p2m semantics
  * (Xen's ept_set_entry / ept_get_entry) are those documented for the managed library:
@@ -26,7 +27,7 @@ extern "C" {
 
 /* Version of this header's ABI: bumped whenever a struct or signature changes. */
 enum fastept_abi {
-    FASTEPT_ABI_VERSION = 1
+    FASTEPT_ABI_VERSION = 2
 };
 
 /* Outcome of one walk (same values as FastEpt.EptStatus). */
@@ -77,6 +78,16 @@ enum fastept_result {
     FASTEPT_ERR_NO_FRAMES = -4   /* the frame pool is too small; nothing was published or consumed */
 };
 
+/* Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed
+   FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never
+   frees a table the walk may still be in. */
+enum fastept_read {
+    FASTEPT_READ_SLOTS = 256,        /* threads that can hold a slot at once; more share one count that holds back every free */
+    FASTEPT_READ_SLOT_STRIDE = 64,   /* bytes between two slots (one cache line each) */
+    FASTEPT_READ_NESTED = 0,         /* token: a section inside an open one (exit changes nothing) */
+    FASTEPT_READ_SHARED = -1         /* token: no slot was free; the section is in the shared count */
+};
+
 /* Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid. */
 #define FASTEPT_INVALID_MFN UINT64_C(0xFFFFFFFFFFFFFFFF)
 
@@ -111,6 +122,15 @@ typedef struct fastept_entry {
     int32_t order;       /* 0/9/18 for a mapping; for a hole the order where the walk stopped; -1: bad argument */
 } fastept_entry;
 
+/* Where the read-section state lives, for the managed reclaimer (FastEpt.Interop registers it when it loads the library). */
+typedef struct fastept_read_state {
+    uint64_t slots;      /* address of FASTEPT_READ_SLOTS int64 epochs, FASTEPT_READ_SLOT_STRIDE bytes apart (0 = not reading) */
+    uint64_t epoch;      /* address of the int64 epoch a section publishes; the managed reclaimer advances it */
+    uint64_t shared;     /* address of the int64 count of sections that found no free slot */
+    uint32_t slot_count; /* FASTEPT_READ_SLOTS */
+    uint32_t stride;     /* FASTEPT_READ_SLOT_STRIDE */
+} fastept_read_state;
+
 /* What fastept_set_entry did besides publishing its entry. */
 typedef struct fastept_set_result {
     uint64_t retired_table; /* root MFN of a table subtree the call unlinked (free it once no reader can be inside), or FASTEPT_INVALID_MFN */
@@ -142,6 +162,18 @@ int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t
 
 /* Lists the table frames of a subtree (table at level, e.g. a retired one) into out[0 .. capacity); returns how many there are in all. */
 uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity);
+
+/* Opens a read section on this thread (wait-free after the thread's first call); returns the token for fastept_read_exit. Nothing in it may block on a managed writer. */
+int32_t fastept_read_enter(void);
+
+/* Closes the section opened by the fastept_read_enter that returned token, on the same thread. */
+void fastept_read_exit(int32_t token);
+
+/* Gives this thread's slot back (call it outside any section before the thread exits; a later fastept_read_enter takes a slot again). */
+void fastept_read_release(void);
+
+/* Fills state with the addresses of the read-section slots, the epoch cell and the shared count. */
+void fastept_read_state_get(fastept_read_state *state);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,12 @@ int main(void)
     printf("field %s %zu %zu\n", "fastept_entry.suppress_ve", offsetof(struct fastept_entry, suppress_ve), sizeof(((struct fastept_entry *)0)->suppress_ve));
     printf("field %s %zu %zu\n", "fastept_entry.is_mapped", offsetof(struct fastept_entry, is_mapped), sizeof(((struct fastept_entry *)0)->is_mapped));
     printf("field %s %zu %zu\n", "fastept_entry.order", offsetof(struct fastept_entry, order), sizeof(((struct fastept_entry *)0)->order));
+    printf("struct %s %zu\n", "fastept_read_state", sizeof(struct fastept_read_state));
+    printf("field %s %zu %zu\n", "fastept_read_state.slots", offsetof(struct fastept_read_state, slots), sizeof(((struct fastept_read_state *)0)->slots));
+    printf("field %s %zu %zu\n", "fastept_read_state.epoch", offsetof(struct fastept_read_state, epoch), sizeof(((struct fastept_read_state *)0)->epoch));
+    printf("field %s %zu %zu\n", "fastept_read_state.shared", offsetof(struct fastept_read_state, shared), sizeof(((struct fastept_read_state *)0)->shared));
+    printf("field %s %zu %zu\n", "fastept_read_state.slot_count", offsetof(struct fastept_read_state, slot_count), sizeof(((struct fastept_read_state *)0)->slot_count));
+    printf("field %s %zu %zu\n", "fastept_read_state.stride", offsetof(struct fastept_read_state, stride), sizeof(((struct fastept_read_state *)0)->stride));
     printf("struct %s %zu\n", "fastept_set_result", sizeof(struct fastept_set_result));
     printf("field %s %zu %zu\n", "fastept_set_result.retired_table", offsetof(struct fastept_set_result, retired_table), sizeof(((struct fastept_set_result *)0)->retired_table));
     printf("field %s %zu %zu\n", "fastept_set_result.pod_delta", offsetof(struct fastept_set_result, pod_delta), sizeof(((struct fastept_set_result *)0)->pod_delta));

@@ -20,6 +20,8 @@ SUPPRESS_GC_TRANSITION = {
     "fastept_make_eptp": "pure arithmetic",
     "fastept_translate": "one lock-free walk of at most 5 entries",
     "fastept_get_entry": "one lock-free walk of at most 5 entries",
+    "fastept_read_enter": "thread-local checks and one store (a thread's first call searches 256 slots)",
+    "fastept_read_exit": "one store",
 }
 
 # Fixed-width C types and the C# types of the same size and signedness.

@@ -27,6 +27,7 @@ namespace FastEpt.Interop
             }
 
             CheckTranslationLayout();
+            RegisterReadSectionsOnce();
             s_verified = true;
         }
 

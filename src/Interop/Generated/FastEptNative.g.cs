@@ -26,7 +26,7 @@ namespace FastEpt.Interop
 
         /// <summary><c>FASTEPT_ABI_VERSION</c>, a value of <c>enum fastept_abi</c>.</summary>
         /// <remarks>A value of <c>enum fastept_abi</c>: Version of this header's ABI: bumped whenever a struct or signature changes.</remarks>
-        public const uint FASTEPT_ABI_VERSION = 1;
+        public const uint FASTEPT_ABI_VERSION = 2;
 
         /// <summary>translated: hpa is valid.</summary>
         /// <remarks>A value of <c>enum fastept_status</c>: Outcome of one walk (same values as FastEpt.EptStatus).</remarks>
@@ -124,6 +124,22 @@ namespace FastEpt.Interop
         /// <remarks>A value of <c>enum fastept_result</c>: Return codes of the functions that change or check state.</remarks>
         public const int FASTEPT_ERR_NO_FRAMES = -4;
 
+        /// <summary>threads that can hold a slot at once; more share one count that holds back every free.</summary>
+        /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
+        public const int FASTEPT_READ_SLOTS = 256;
+
+        /// <summary>bytes between two slots (one cache line each).</summary>
+        /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
+        public const int FASTEPT_READ_SLOT_STRIDE = 64;
+
+        /// <summary>token: a section inside an open one (exit changes nothing).</summary>
+        /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
+        public const int FASTEPT_READ_NESTED = 0;
+
+        /// <summary>token: no slot was free; the section is in the shared count.</summary>
+        /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
+        public const int FASTEPT_READ_SHARED = -1;
+
         /// <summary>Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid.</summary>
         public const ulong FASTEPT_INVALID_MFN = 0xFFFFFFFFFFFFFFFFUL;
 
@@ -170,6 +186,28 @@ namespace FastEpt.Interop
         /// <remarks>C: <c>uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_collect_tables")]
         internal static partial ulong fastept_collect_tables(fastept_walker* walker, ulong table, uint level, ulong* @out, ulong capacity);
+
+        /// <summary>Opens a read section on this thread (wait-free after the thread's first call); returns the token for fastept_read_exit. Nothing in it may block on a managed writer.</summary>
+        /// <remarks>C: <c>int32_t fastept_read_enter(void)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_read_enter")]
+        [SuppressGCTransition]
+        internal static partial int fastept_read_enter();
+
+        /// <summary>Closes the section opened by the fastept_read_enter that returned token, on the same thread.</summary>
+        /// <remarks>C: <c>void fastept_read_exit(int32_t token)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_read_exit")]
+        [SuppressGCTransition]
+        internal static partial void fastept_read_exit(int token);
+
+        /// <summary>Gives this thread's slot back (call it outside any section before the thread exits; a later fastept_read_enter takes a slot again).</summary>
+        /// <remarks>C: <c>void fastept_read_release(void)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_read_release")]
+        internal static partial void fastept_read_release();
+
+        /// <summary>Fills state with the addresses of the read-section slots, the epoch cell and the shared count.</summary>
+        /// <remarks>C: <c>void fastept_read_state_get(fastept_read_state *state)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_read_state_get")]
+        internal static partial void fastept_read_state_get(fastept_read_state* state);
     }
 
     /// <summary>One EPT hierarchy in host memory and the CPU it is walked as.</summary>
@@ -242,6 +280,26 @@ namespace FastEpt.Interop
 
         /// <summary>0/9/18 for a mapping; for a hole the order where the walk stopped; -1: bad argument.</summary>
         public int order;
+    }
+
+    /// <summary>Where the read-section state lives, for the managed reclaimer (FastEpt.Interop registers it when it loads the library).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe partial struct fastept_read_state
+    {
+        /// <summary>address of FASTEPT_READ_SLOTS int64 epochs, FASTEPT_READ_SLOT_STRIDE bytes apart (0 = not reading).</summary>
+        public ulong slots;
+
+        /// <summary>address of the int64 epoch a section publishes; the managed reclaimer advances it.</summary>
+        public ulong epoch;
+
+        /// <summary>address of the int64 count of sections that found no free slot.</summary>
+        public ulong shared;
+
+        /// <summary>FASTEPT_READ_SLOTS.</summary>
+        public uint slot_count;
+
+        /// <summary>FASTEPT_READ_SLOT_STRIDE.</summary>
+        public uint stride;
     }
 
     /// <summary>What fastept_set_entry did besides publishing its entry.</summary>

@@ -8,10 +8,11 @@ namespace FastEpt
     /// <summary>
     /// The <c>FastEpt</c> meter (<see cref="System.Diagnostics.Metrics"/>): cumulative counters of
     /// translations, software-TLB hits and misses, violations, misconfigurations, superpage splits
-    /// and entry writes, for <c>dotnet-counters</c> and OpenTelemetry.
+    /// and entry writes, and the reclamation instruments (barriers, frames reclaimed and pending,
+    /// parked readers), for <c>dotnet-counters</c> and OpenTelemetry.
     /// </summary>
     /// <remarks>
-    /// <para>Every instrument is an <see cref="ObservableCounter{T}"/>: nothing is published from
+    /// <para>Every instrument is observable (counters; the reclamation gauges are read when observed): nothing is published from
     /// the hot paths. Walks and writes bump plain (non-atomic) fields of a per-thread
     /// <see cref="Counters"/> node, and only while a listener has enabled the instrument that
     /// gates the call site (<see cref="Instrument.Enabled"/> of <c>fastept.translations</c> for a
@@ -68,6 +69,26 @@ namespace FastEpt
         internal static readonly ObservableCounter<long> EntryWrites = Meter.CreateObservableCounter(
             "fastept.entry_writes", static () => Sum(static c => c.EntryWrites), "{write}",
             "Entries changed by P2m.SetEntry (each published compare-exchange counts one).");
+
+        /// <summary>Process-wide barriers issued by epoch reclamation (one per pass that found frames pending).</summary>
+        internal static readonly ObservableCounter<long> ReclaimBarriers = Meter.CreateObservableCounter(
+            "fastept.reclaim.barriers", static () => FastEpt.Internal.Reclaimer.Barriers, "{barrier}",
+            "Process-wide memory barriers issued by epoch-based reclamation: one per pass, however many p2ms it serves.");
+
+        /// <summary>Table frames epoch reclamation returned to host memory.</summary>
+        internal static readonly ObservableCounter<long> ReclaimedFrames = Meter.CreateObservableCounter(
+            "fastept.reclaim.frames", static () => FastEpt.Internal.Reclaimer.FramesReclaimed, "{frame}",
+            "Unlinked table frames returned to host memory once no reader could be inside them.");
+
+        /// <summary>Table frames unlinked and still waiting for reclamation, over every p2m.</summary>
+        internal static readonly ObservableUpDownCounter<long> PendingFrames = Meter.CreateObservableUpDownCounter(
+            "fastept.reclaim.pending", static () => FastEpt.Internal.Reclaimer.PendingFrames, "{frame}",
+            "Unlinked table frames not yet returned to host memory (a reader may still be inside them), over every p2m.");
+
+        /// <summary>Reader sections open across at least two reclamation passes.</summary>
+        internal static readonly ObservableGauge<long> ParkedReaders = Meter.CreateObservableGauge(
+            "fastept.reclaim.parked_readers", static () => (long)FastEpt.Internal.Epoch.ParkedReaders(), "{reader}",
+            "Read-side sections (managed or native fastept_read_enter) open since at least two reclamation passes: each holds back its p2m's frees.");
 
         [ThreadStatic]
         private static Counters? t_counters;

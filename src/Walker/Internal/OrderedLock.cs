@@ -12,8 +12,8 @@ namespace FastEpt.Internal
     /// <para>Ranks follow Xen's mm-locks order (docs/model/p2m.md §3.1): host p2m 16 &lt; altp2m list 32 &lt;
     /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
-    /// dirty log 54,
-    /// vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
+    /// dirty log 54, epoch reclaimer 55 (a pass frees frames while held), retired frames 57 and
+    /// reclaim queue 58 (leaves), vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
     /// these. No lock is held across a call that translates or copies guest memory (docs/model/mem-access.md §5.4):
     /// <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
     /// <para>Writer preference is deliberate: it is the lock shape that turned Xen's recursive
@@ -31,7 +31,10 @@ namespace FastEpt.Internal
         public const int MmioRegistryRank = 50;
         public const int DomainFramesRank = 52;
         public const int DirtyLogRank = 54;
+        public const int ReclaimerRank = 55;       // epoch reclamation passes: held while frames go back to the allocator
         public const int PageAllocRank = 56;       // HostMemory's allocator (Xen's page_alloc)
+        public const int RetiredFramesRank = 57;   // one p2m's retired generations (leaf)
+        public const int ReclaimQueueRank = 58;    // the reclaimer's list of p2ms with frames pending (leaf)
         public const int VcpuPauseRank = 60;
         public const int TlbRegistryRank = 62;
         public const int EpochRegistryRank = 64;

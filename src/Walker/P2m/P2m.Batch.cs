@@ -24,7 +24,7 @@ namespace FastEpt
             byte* b = _memory.Base;
             results = results.Slice(0, gpas.Length);    // same length: the JIT drops the bounds checks
             BatchPath chosen = ResolveBatchPath(path, gpas);
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            long previous = Epoch.Enter(_readerTag, out Epoch.ReaderSlot slot);
             switch (chosen)
             {
                 case BatchPath.Pipelined:

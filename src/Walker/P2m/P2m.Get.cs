@@ -38,7 +38,7 @@ namespace FastEpt
             // A 1G PoD entry takes at most three rounds: 1G -> 2M PoD -> (4K PoD ->) RAM.
             for (int round = 0; ; round++)
             {
-                long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+                long previous = Epoch.Enter(_readerTag, out Epoch.ReaderSlot slot);
                 P2mEntry e = Lookup(gfn);
                 Epoch.Exit(slot, previous);
                 if (e.Type != P2mType.PopulateOnDemand || !e.IsMapped || query == P2mQuery.None)

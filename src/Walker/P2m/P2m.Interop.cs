@@ -142,6 +142,13 @@ namespace FastEpt
                 return new ReadSection(slot, previous);
             }
 
+            /// <summary>
+            /// Hands the native library's read-section slots (fastept_read_state_get) to the epoch
+            /// reclaimer, which from then on honours C sections (fastept_read_enter) in every scan.
+            /// </summary>
+            internal static void RegisterReadSections(nint slots, int count, int stride, nint epochCell, nint shared)
+                => Reclaimer.RegisterNative(slots, count, stride, epochCell, shared);
+
             /// <summary>An open read-side section; <see cref="Exit"/> closes it.</summary>
             internal readonly struct ReadSection
             {

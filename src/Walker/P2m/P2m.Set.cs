@@ -261,7 +261,7 @@ namespace FastEpt
 
         private ulong AllocateTable(List<ulong> built)
         {
-            if (!_memory.TryAllocateFrame(out ulong mfn))
+            if (!TryAllocateTableFrame(out ulong mfn))
             {
                 ThrowHelper.ThrowInsufficientMemoryException_frames();
             }

@@ -100,7 +100,7 @@ namespace FastEpt
             }
 
             _memory.ThrowIfDisposed();
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            long previous = Epoch.Enter(_readerTag, out Epoch.ReaderSlot slot);
             ulong pte = Descend(gpa >> EptEntry.PageBits, level, out int stopped, out ulong r, out _);
             Epoch.Exit(slot, previous);
             ulong offsetMask = (1UL << ShiftOf(level)) - 1;

@@ -33,7 +33,7 @@ namespace FastEpt
 
             ThrowIfDisposed();
             byte* b = _memory.Base;
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            long previous = Epoch.Enter(_readerTag, out Epoch.ReaderSlot slot);
             EptTranslation t = Walk(b, gpa, (uint)access);
             Epoch.Exit(slot, previous);
             if (FastEptMetrics.WalksEnabled)
@@ -219,7 +219,7 @@ namespace FastEpt
             }
 
             _memory.ThrowIfDisposed();
-            long previous = Epoch.Enter(out Epoch.ReaderSlot slot);
+            long previous = Epoch.Enter(_readerTag, out Epoch.ReaderSlot slot);
             ulong leaf = Descend(gpa >> EptEntry.PageBits, 1, out int level, out _, out _);
             Epoch.Exit(slot, previous);
             // A table pointer naming no host frame (the walk stopped on it) is no leaf.

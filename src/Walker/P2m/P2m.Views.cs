@@ -96,7 +96,7 @@ namespace FastEpt
                 BumpTlbGeneration();
             }
 
-            TryReclaimLocked();
+            ReclaimRetiredNow();
         }
     }
 }

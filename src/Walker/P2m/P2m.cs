@@ -34,7 +34,6 @@ namespace FastEpt
         private readonly HostMemory _memory;
         private readonly OrderedLock _lock;
         private readonly HashSet<ulong> _tables = new();                // owned table frames, root included
-        private readonly List<(long Stamp, List<ulong> Frames)> _retired = new();
         private readonly ulong _rootMfn;
         private readonly int _levels;
         private readonly int _addressBits;
@@ -60,7 +59,6 @@ namespace FastEpt
 
         private long _maxMappedPfn;
         private long _podEntryCount;
-        private long _pendingReclaim;
         private volatile bool _disposed;
 
         /// <summary>Creates an empty hierarchy (one zeroed root table) in <paramref name="memory"/>.</summary>
@@ -162,9 +160,6 @@ namespace FastEpt
             }
         }
 
-        /// <summary>Table frames unlinked but not yet returned to host memory (readers may still be in them).</summary>
-        public long PendingReclaimFrameCount => Volatile.Read(ref _pendingReclaim);
-
         /// <summary>
         /// Returns every table frame (live and pending reclaim) to host memory. No other call may
         /// be running on this p2m, and none may follow.
@@ -188,8 +183,7 @@ namespace FastEpt
             {
                 // The frames went with the host memory; nothing to give back.
                 _tables.Clear();
-                _retired.Clear();
-                _pendingReclaim = 0;
+                DisposeRetired();
                 return;
             }
 
@@ -199,16 +193,7 @@ namespace FastEpt
             }
 
             _tables.Clear();
-            foreach ((long _, List<ulong> frames) in _retired)
-            {
-                foreach (ulong mfn in frames)
-                {
-                    _memory.FreeFrame(mfn);
-                }
-            }
-
-            _retired.Clear();
-            _pendingReclaim = 0;
+            DisposeRetired();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

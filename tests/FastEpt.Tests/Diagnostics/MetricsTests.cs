@@ -25,6 +25,7 @@ namespace FastEpt.Tests.Diagnostics
         [
             "fastept.translations", "fastept.violations", "fastept.misconfigs", "fastept.tlb.hits",
             "fastept.tlb.misses", "fastept.splits", "fastept.entry_writes",
+            "fastept.reclaim.barriers", "fastept.reclaim.frames", "fastept.reclaim.pending", "fastept.reclaim.parked_readers",
         ];
 
         [Fact]
@@ -45,7 +46,8 @@ namespace FastEpt.Tests.Diagnostics
             Assert.Equal(s_names.OrderBy(n => n).ToArray(), seen.Keys.OrderBy(n => n).ToArray());
             foreach (Instrument instrument in seen.Values)
             {
-                Assert.IsType<ObservableCounter<long>>(instrument);
+                Assert.True(instrument is ObservableCounter<long> || (instrument.Name.StartsWith("fastept.reclaim.", StringComparison.Ordinal)
+                    && instrument is ObservableUpDownCounter<long> or ObservableGauge<long>), $"{instrument.Name} is a {instrument.GetType().Name}");
                 Assert.StartsWith("{", instrument.Unit, StringComparison.Ordinal);
                 Assert.False(string.IsNullOrWhiteSpace(instrument.Description));
             }
