@@ -51,4 +51,5 @@ void selftest_run(void)
     test_batch();
     test_accessed_dirty();
     test_get_entry_corners();
+    test_read_sections();
 }

@@ -36,4 +36,7 @@ void test_batch(void);
 void test_accessed_dirty(void);
 void test_get_entry_corners(void);
 
+/* selftest_read.c: read sections (slots, nesting, release). */
+void test_read_sections(void);
+
 #endif /* FASTEPT_SELFTEST_H */
