@@ -186,6 +186,7 @@ namespace FastEpt.Tests.P2mTests
             private void CheckFrameAccounting()
             {
                 _current = "frame accounting";
+                P2mConcurrencyTests.ReclaimUntilEmpty(_p2m);     // any p2m's pass may free pending frames meanwhile
                 long held = _memory.AllocatedFrameCount - (long)OwnedFrames;
                 long accounted = _p2m.TableFrameCount + _p2m.PendingReclaimFrameCount;
                 if (held != accounted)

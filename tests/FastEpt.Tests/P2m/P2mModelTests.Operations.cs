@@ -227,6 +227,8 @@ namespace FastEpt.Tests.P2mTests
             private void ExpectRejected<TException>(string paramName, Action action)
                 where TException : ArgumentException
             {
+                // Frames pending reclamation may be freed by any p2m's pass at any time: drain first.
+                P2mConcurrencyTests.ReclaimUntilEmpty(_p2m);
                 long tables = _p2m.TableFrameCount;
                 long allocated = _memory.AllocatedFrameCount;
                 try
