@@ -78,6 +78,7 @@ namespace FastEpt.Tests.P2mTests
                             }
                         }
 
+                        SlowWalk(region: (int)(sections % Regions));
                         FastEptNative.fastept_read_exit(token);
                         sections++;
                     }
@@ -88,9 +89,41 @@ namespace FastEpt.Tests.P2mTests
                 }
             }
 
+            // As a slow C walker would: read the region's level-2 entry, dwell, then read the
+            // page table it named, all inside the same native section. A table freed under it
+            // reads as the poison pattern.
+            void SlowWalk(int region)
+            {
+                ulong gfn = World.Gfn(region);
+                ulong table = w.A.RootMfn;
+                for (int level = w.A.Levels; level > 2; level--)
+                {
+                    table = new EptEntry(w.Memory.ReadUInt64((table << 12) + 8 * ((gfn >> (9 * (level - 1))) & 511))).Mfn;
+                }
+
+                var pde = new EptEntry(w.Memory.ReadUInt64((table << 12) + 8 * ((gfn >> 9) & 511)));
+                if (!pde.IsPresent || pde.SuperPage)
+                {
+                    return;
+                }
+
+                Thread.SpinWait(20_000);
+                for (int i = 0; i < 512; i += 7)
+                {
+                    ulong pte = w.Memory.ReadUInt64((pde.Mfn << 12) + 8 * (ulong)i);
+                    if (pte == HostMemory.PoisonPattern)
+                    {
+                        failures.Enqueue(new InvalidOperationException($"page table 0x{pde.Mfn:X} of region {region} was freed under the native reader"));
+                        Volatile.Write(ref stop, 1);
+                        return;
+                    }
+                }
+            }
+
             void Writer()
             {
-                for (int round = 0; round < 40 && Volatile.Read(ref stop) == 0; round++)
+                long end = Environment.TickCount64 + 1500;     // about 1.5 s, or 2,000 rounds
+                for (int round = 0; round < 2000 && Volatile.Read(ref stop) == 0 && Environment.TickCount64 < end; round++)
                 {
                     w.MergeSplit(w.A, cycles: 2 * Regions);
                     w.A.Reclaim();
