@@ -85,7 +85,8 @@ enum fastept_read {
     FASTEPT_READ_SLOTS = 256,        /* threads that can hold a slot at once; more share one count that holds back every free */
     FASTEPT_READ_SLOT_STRIDE = 64,   /* bytes between two slots (one cache line each) */
     FASTEPT_READ_NESTED = 0,         /* token: a section inside an open one (exit changes nothing) */
-    FASTEPT_READ_SHARED = -1         /* token: no slot was free; the section is in the shared count */
+    FASTEPT_READ_SHARED = -1,        /* token: no slot was free; the section is in the shared count */
+    FASTEPT_READ_UNREGISTERED = -2   /* token: no managed reclaimer registered the slots yet (FastEpt.Interop.NativeWalker.RegisterReadSections); nothing is protected */
 };
 
 /* Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid. */

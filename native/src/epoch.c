@@ -24,7 +24,7 @@ typedef struct read_slot {
 _Static_assert(sizeof(read_slot) == FASTEPT_READ_SLOT_STRIDE, "one slot per cache line");
 
 static _Alignas(64) read_slot g_slots[FASTEPT_READ_SLOTS];
-static _Alignas(64) _Atomic int64_t g_epoch = 1;
+static _Alignas(64) _Atomic int64_t g_epoch;      /* 0 until the managed reclaimer registered the slots */
 static _Alignas(64) _Atomic int64_t g_shared;
 
 /* This thread's slot index + 1 (0: none yet) and section depth. */
@@ -46,10 +46,17 @@ static int32_t claim_slot(void)
 
 int32_t fastept_read_enter(void)
 {
-    if (t_depth++ > 0) {
+    if (t_depth > 0) {
+        t_depth++;
         return FASTEPT_READ_NESTED;
     }
 
+    int64_t epoch = atomic_load_explicit(&g_epoch, memory_order_acquire);
+    if (epoch == 0) {
+        return FASTEPT_READ_UNREGISTERED;   /* no reclaimer reads the slots: nothing to announce */
+    }
+
+    t_depth = 1;
     if (t_slot == 0) {
         t_slot = claim_slot();
     }
@@ -59,7 +66,6 @@ int32_t fastept_read_enter(void)
         return FASTEPT_READ_SHARED;
     }
 
-    int64_t epoch = atomic_load_explicit(&g_epoch, memory_order_acquire);
     atomic_store_explicit(&g_slots[t_slot - 1].epoch, epoch, memory_order_release);
     /* Keep the compiler from moving the walk's loads above the store; the CPU may, and the
        reclaimer's process-wide barrier covers that. */
@@ -69,6 +75,10 @@ int32_t fastept_read_enter(void)
 
 void fastept_read_exit(int32_t token)
 {
+    if (token == FASTEPT_READ_UNREGISTERED) {
+        return;
+    }
+
     t_depth--;
     if (token > 0 && token <= FASTEPT_READ_SLOTS) {
         atomic_store_explicit(&g_slots[token - 1].epoch, 0, memory_order_release);

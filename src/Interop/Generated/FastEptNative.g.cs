@@ -140,6 +140,10 @@ namespace FastEpt.Interop
         /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
         public const int FASTEPT_READ_SHARED = -1;
 
+        /// <summary>token: no managed reclaimer registered the slots yet (FastEpt.Interop.NativeWalker.RegisterReadSections); nothing is protected.</summary>
+        /// <remarks>A value of <c>enum fastept_read</c>: Read sections (fastept_read_enter / fastept_read_exit): C code that walks tables a managed FastEpt writer may unlink brackets its walks with them, so the managed epoch reclaimer never frees a table the walk may still be in.</remarks>
+        public const int FASTEPT_READ_UNREGISTERED = -2;
+
         /// <summary>Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid.</summary>
         public const ulong FASTEPT_INVALID_MFN = 0xFFFFFFFFFFFFFFFFUL;
 
