@@ -158,6 +158,37 @@ namespace FastEpt.Tests.P2mTests
             Assert.False(w.Memory.IsAllocated(pt));
         }
 
+        [Fact]
+        public void FullHostMemory_TableAllocation_ReclaimsPendingFramesAndRetries()
+        {
+            using var memory = new HostMemory(4L << 20) { PoisonFreedFrames = true };
+            Assert.Equal(0UL, memory.AllocateFrames((long)Pages2M));
+            using var p2m = new P2m(memory);
+            p2m.SetEntry(0x200, 0, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
+            p2m.SetEntry(0x201, 1, PageOrder.Size4K, P2mType.RamRw, P2mAccess.R);     // a page table
+            p2m.SetEntry(0x200, 0, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);   // retired: pending, below a batch
+            var hog = new List<ulong>();
+            while (memory.TryAllocateFrame(out ulong f))
+            {
+                hog.Add(f);
+            }
+
+            Assert.Equal(1, p2m.PendingReclaimFrameCount);
+            long before = Reclaimer.Barriers;
+
+            p2m.SetEntry(0x201, 1, PageOrder.Size4K, P2mType.RamRw, P2mAccess.R);     // needs a frame: only the pending one
+
+            Assert.Equal(0, p2m.PendingReclaimFrameCount);
+            Assert.Equal(1, Reclaimer.Barriers - before);
+            Assert.Equal(new P2mEntry(1, P2mType.RamRw, P2mAccess.R, true, true, 0), p2m.GetEntry(0x201));
+            Assert.Throws<InsufficientMemoryException>(() => p2m.SetEntry(0x401, 1, PageOrder.Size4K, P2mType.RamRw, P2mAccess.R));
+            Assert.Equal(1, Reclaimer.Barriers - before);     // nothing pending: no second barrier for the failure
+            foreach (ulong f in hog)
+            {
+                memory.FreeFrame(f);
+            }
+        }
+
         // Host memory (poisoned frees) with guest frames for 8 regions, and two p2ms over it.
         private sealed class World : IDisposable
         {
