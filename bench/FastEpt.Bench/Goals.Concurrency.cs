@@ -31,8 +31,8 @@ namespace FastEpt.Bench
 
         private sealed record ConcurrencyContender(string Name, string Unit, Func<double, ConcurrencySample> Run);
 
-        /// <summary>The concurrency group alone (<c>--concurrency</c>): prints its timings, rows and note, writes goals.md there; returns 0.</summary>
-        /// <param name="outDir">Where goals.md goes; null writes nothing.</param>
+        /// <summary>The concurrency group alone (<c>--concurrency</c>): prints its timings, rows and note, writes goals.md and goals.json; returns 0.</summary>
+        /// <param name="outDir">Where goals.md and goals.json go; null writes nothing.</param>
         public static int RunConcurrencyOnly(string? outDir)
         {
             Console.WriteLine();
@@ -40,7 +40,8 @@ namespace FastEpt.Bench
             ConcurrencyGroup group = RunConcurrency();
             var timings = new StringBuilder();
             group.AppendTimings(timings);
-            string table = FormatTable(group.Rows(), withBdn: false);
+            List<GoalRow> rows = group.Rows();
+            string table = FormatTable(rows, withBdn: false);
             Console.WriteLine(timings.ToString());
             Console.WriteLine(table);
             Console.WriteLine(group.Note);
@@ -48,6 +49,17 @@ namespace FastEpt.Bench
             {
                 System.IO.Directory.CreateDirectory(outDir);
                 System.IO.File.WriteAllText(System.IO.Path.Combine(outDir, "goals.md"), "# Goals: concurrency\n\n" + table + "\n" + group.Note + "\n\n## Timings\n" + timings);
+                var json = new
+                {
+                    machine = Environment.MachineName,
+                    processorCount = Environment.ProcessorCount,
+                    runtime = Environment.Version.ToString(),
+                    concurrency = group.Json,
+                    goals = rows.Select(r => new { goal = r.Name, measured = r.Measured, target = r.Target, atLeast = r.AtLeast, met = r.Met, detail = r.Detail }),
+                };
+                System.IO.File.WriteAllText(System.IO.Path.Combine(outDir, "goals.json"),
+                                            System.Text.Json.JsonSerializer.Serialize(json, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine($"Goals written to {System.IO.Path.Combine(outDir, "goals.md")} and goals.json");
             }
 
             return 0;
