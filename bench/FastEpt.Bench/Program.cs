@@ -23,8 +23,8 @@ namespace FastEpt.Bench
     /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_TranslateSuite"/> on its
     /// quick scenarios (both footprints, 4K pages, random GPAs) and <see cref="Perf_Walk2D"/> with a
     /// short in-process job, then the goals table (<see cref="Goals"/>, whose interleaved groups
-    /// include <see cref="Perf_Walk2D"/>'s and <see cref="Perf_Emulation"/>'s methods). A few minutes at
-    /// most on 2 cores.</item>
+    /// include <see cref="Perf_Walk2D"/>'s, <see cref="Perf_Emulation"/>'s and
+    /// <see cref="Perf_Concurrency"/>'s methods). A few minutes at most on 2 cores.</item>
     /// <item><c>--full</c>: every benchmark class (<see cref="Perf_Emulation"/> included),
     /// <see cref="Perf_TranslateSuite"/> over its whole [Params] matrix, with BenchmarkDotNet's
     /// default job, then the goals table.</item>
