@@ -17,7 +17,7 @@ namespace FastEpt.Bench
         /// any version of the library: first a <c>FastEpt</c> meter instrument whose name contains
         /// "barrier" (read through a <see cref="MeterListener"/> that enables that instrument
         /// only), else a static integer field or property of <c>FastEpt.Internal.Epoch</c> whose
-        /// name contains "Barrier" (read by reflection). Neither: <see cref="Read"/> returns null
+        /// name contains "Barrier" (not a constant or read-only field; read by reflection). Neither: <see cref="Read"/> returns null
         /// and the rows that need it read n/a.
         /// </summary>
         internal sealed class BarrierCounter : IDisposable
@@ -55,7 +55,7 @@ namespace FastEpt.Bench
                 const BindingFlags Static = BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic;
                 _member = epoch?.GetMembers(Static)
                     .Where(m => m.Name.Contains("Barrier", StringComparison.OrdinalIgnoreCase))
-                    .FirstOrDefault(m => m is FieldInfo { FieldType: var f } && (f == typeof(long) || f == typeof(int))
+                    .FirstOrDefault(m => m is FieldInfo { FieldType: var f, IsLiteral: false, IsInitOnly: false } && (f == typeof(long) || f == typeof(int))
                                          || m is PropertyInfo { PropertyType: var p, CanRead: true } && (p == typeof(long) || p == typeof(int)));
             }
 
