@@ -27,9 +27,11 @@ namespace FastEpt.Bench
     /// over 4K and 2M guest pages, 4K EPT pages) against the 1D walk of the same final GPAs, and a
     /// fourth the emulated 8-byte accesses of <see cref="Perf_Emulation"/> (MMIO and RAM, within a
     /// page and crossing one) against <see cref="Vcpu.TranslateLinear"/> of the same RAM
-    /// addresses; their rows are informational: they have no target.
+    /// addresses; their rows are informational: they have no target. A last group
+    /// (Goals.Concurrency.cs) times <see cref="Perf_Concurrency"/>'s readers beside writers,
+    /// log-dirty faults on one and two threads, and SetEntry alone, in rounds of a fixed duration.
     /// </remarks>
-    internal static class Goals
+    internal static partial class Goals
     {
         private const int Rounds = 201;
         private const int CallsPerRound = 4;        // × Perf_TranslateSuite.Ops GPAs
@@ -114,6 +116,9 @@ namespace FastEpt.Bench
             replayWatch.Stop();
             replay.Cleanup();
 
+            // Readers beside writers, log-dirty faults on 1 and 2 threads, SetEntry alone (Goals.Concurrency.cs).
+            ConcurrencyGroup concurrency = RunConcurrency();
+
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
             timings.AppendLine();
@@ -132,6 +137,7 @@ namespace FastEpt.Bench
                         "access", "accesses", EmulationMethods, emulationMedians, "TranslateLinear8");
             AppendGroup(timings, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):",
                         "access", "accesses", ReplayMethods, replayMedians, "ParseBinary");
+            concurrency.AppendTimings(timings);
 
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
@@ -143,10 +149,11 @@ namespace FastEpt.Bench
             rows.AddRange(EvaluateEmulation(m => emulationMedians.TryGetValue(m, out double v) ? v : null, bdnEmulation));
             Func<string, double?>? bdnReplay = replaySummary is null ? null : BdnMediansOf(replaySummary, typeof(Perf_Replay));
             rows.AddRange(EvaluateReplay(m => replayMedians.TryGetValue(m, out double v) ? v : null, bdnReplay));
+            rows.AddRange(concurrency.Rows());
             string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null || bdnReplay is not null);
             Console.WriteLine();
             Console.WriteLine(table);
-            string notes = Notes(medians, dram.TlbPages, walk2DGuest, emulationGuest);
+            string notes = Notes(medians, dram.TlbPages, walk2DGuest, emulationGuest) + concurrency.Note + Environment.NewLine;
             Console.WriteLine(notes);
 
             if (outDir is not null)
@@ -181,6 +188,7 @@ namespace FastEpt.Bench
                         rounds = ReplayRounds,
                         nsPerAccess = ReplayMethods.Select(m => new { method = m, ns = replayMedians[m] }),
                     },
+                    concurrency = concurrency.Json,
                     goals = rows.Select(r => new { goal = r.Name, measured = r.Measured, bdn = r.Bdn, target = r.Target, atLeast = r.AtLeast, met = r.Met, detail = r.Detail }),
                 };
                 File.WriteAllText(Path.Combine(outDir, "goals.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));

@@ -23,16 +23,18 @@ namespace FastEpt.Bench
     /// <item><c>--quick</c> (also the default with no arguments): <see cref="Perf_TranslateSuite"/> on its
     /// quick scenarios (both footprints, 4K pages, random GPAs) and <see cref="Perf_Walk2D"/> with a
     /// short in-process job, then the goals table (<see cref="Goals"/>, whose interleaved groups
-    /// include <see cref="Perf_Walk2D"/>'s and <see cref="Perf_Emulation"/>'s methods). A few minutes at
-    /// most on 2 cores.</item>
+    /// include <see cref="Perf_Walk2D"/>'s, <see cref="Perf_Emulation"/>'s and
+    /// <see cref="Perf_Concurrency"/>'s methods). A few minutes at most on 2 cores.</item>
     /// <item><c>--full</c>: every benchmark class (<see cref="Perf_Emulation"/> included),
     /// <see cref="Perf_TranslateSuite"/> over its whole [Params] matrix, with BenchmarkDotNet's
     /// default job, then the goals table.</item>
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
+    /// <item><c>--concurrency</c>: only the goals table's concurrency group (<see cref="Perf_Concurrency"/>'s
+    /// loops; about 20 s).</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
     /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...), with the same exporters.</item>
     /// </list>
-    /// Reports go to <c>bench/results/&lt;quick|full|ratio|custom&gt;/</c>: the suite's markdown and JSON
+    /// Reports go to <c>bench/results/&lt;quick|full|ratio|concurrency|custom&gt;/</c>: the suite's markdown and JSON
     /// tables and goals.md/goals.json; BenchmarkDotNet's logs and raw files to <c>bench/results/.bdn</c>.
     /// Returns 0 when every benchmark produced results, 1 otherwise, 2 for bad arguments.
     /// </summary>
@@ -41,6 +43,7 @@ namespace FastEpt.Bench
         private const string QuickFlag = "--quick";
         private const string FullFlag = "--full";
         private const string RatioFlag = "--ratio";
+        private const string ConcurrencyFlag = "--concurrency";
 
         /// <summary>Runs the benchmarks that <paramref name="args"/> select.</summary>
         public static int Main(string[] args)
@@ -55,6 +58,11 @@ namespace FastEpt.Bench
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
                     return Goals.Run(null, null, null, null, Path.Combine(resultsRoot, "ratio"));
+                }
+
+                if (args.Length == 1 && args[0] == ConcurrencyFlag)
+                {
+                    return Goals.RunConcurrencyOnly(Path.Combine(resultsRoot, "concurrency"));
                 }
 
                 bool quick = args.Length == 0 || args.Contains(QuickFlag);
