@@ -29,6 +29,7 @@ namespace FastEpt
             _memory.ThrowIfDisposed();
             List<ulong> frames = new();
             Collect(table, level, frames);
+            Interlocked.Add(ref _tableFrameCountForReaders, -frames.Count);
             _retired.Add((Epoch.Retire(), frames));
             _pendingReclaim += frames.Count;
         }

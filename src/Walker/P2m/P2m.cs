@@ -111,6 +111,7 @@ namespace FastEpt
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (docs/model/ept.md §1.2)
             _tables.Add(_rootMfn);
+            _tableFrameCountForReaders = 1;
             RegisterForTlbInvalidation(this);
         }
 
@@ -188,6 +189,7 @@ namespace FastEpt
             {
                 // The frames went with the host memory; nothing to give back.
                 _tables.Clear();
+                Volatile.Write(ref _tableFrameCountForReaders, 0);
                 _retired.Clear();
                 _pendingReclaim = 0;
                 return;
@@ -199,6 +201,7 @@ namespace FastEpt
             }
 
             _tables.Clear();
+            Volatile.Write(ref _tableFrameCountForReaders, 0);
             foreach ((long _, List<ulong> frames) in _retired)
             {
                 foreach (ulong mfn in frames)
