@@ -165,7 +165,7 @@ namespace FastEpt
                     if (_accessDirty)
                     {
                         ulong want = EptEntry.AccessedBit | ((access & (uint)AccessKind.Write) != 0 ? EptEntry.DirtyBit : 0);
-                        if ((pte & want) != want && !TrySetAccessedDirty(p, pte, want, level))
+                        if ((pte & want) != want && !TrySetAccessedDirty(b, p, pte, want, level))
                         {
                             goto Restart;
                         }
@@ -181,7 +181,7 @@ namespace FastEpt
                     return new EptTranslation(EptStatus.Misconfig, 0, level, 0);
                 }
 
-                if (_accessDirty && (pte & EptEntry.AccessedBit) == 0 && !TrySetAccessedDirty(p, pte, EptEntry.AccessedBit, level))
+                if (_accessDirty && (pte & EptEntry.AccessedBit) == 0 && !TrySetAccessedDirty(b, p, pte, EptEntry.AccessedBit, level))
                 {
                     goto Restart;
                 }
@@ -205,19 +205,20 @@ namespace FastEpt
             }
         }
 
-        // Sets `want` (accessed, and dirty for a written leaf) in the slot `p` at `level`, by one
+        // Sets `want` (accessed, and dirty for a written leaf) in the slot `p` by one
         // compare-exchange against `pte`, the value the walk read and decided on. False when the
         // slot holds anything else: a writer changed it after the walk read it, and the walk must
         // start again. A blind OR here would resurrect a removed entry (an empty slot with A set
         // reads as a valid RAM entry of MFN 0) and would set flags on an entry the walk never
         // used. Writers compare-exchange against their own snapshot, so this update makes theirs
-        // fail and rebuild; neither side can lose the other's change.
+        // fail and rebuild; neither side can lose the other's change. `b` (the host memory's base)
+        // and `level` only feed the test seam.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool TrySetAccessedDirty(ulong* p, ulong pte, ulong want, int level)
+        private static bool TrySetAccessedDirty(byte* b, ulong* p, ulong pte, ulong want, int level)
         {
             if (s_testHooks)
             {
-                RunAccessDirtyHook(level);
+                RunAccessDirtyHook(level, (ulong)((byte*)p - b));
             }
 
             return Interlocked.CompareExchange(ref *p, pte | want, pte) == pte;
@@ -231,15 +232,15 @@ namespace FastEpt
         private static readonly bool s_testHooks = AppContext.TryGetSwitch("FastEpt.Walker.TestHooks", out bool on) && on;
 
         [ThreadStatic]
-        private static Action<int>? t_accessDirtyRaceHook;
+        private static Action<int, ulong>? t_accessDirtyRaceHook;
 
         /// <summary>
         /// Tests only (live with the AppContext switch <c>FastEpt.Walker.TestHooks</c>): called on
         /// the setting thread between a walk's read of a slot and its accessed/dirty
-        /// compare-exchange on it, with the slot's level, so a test can change the slot inside
-        /// that window.
+        /// compare-exchange on it, with the slot's level and host-physical address, so a test
+        /// can change the slot inside that window.
         /// </summary>
-        internal static Action<int>? AccessDirtyRaceHook
+        internal static Action<int, ulong>? AccessDirtyRaceHook
         {
             get => t_accessDirtyRaceHook;
             set => t_accessDirtyRaceHook = value;
@@ -248,7 +249,7 @@ namespace FastEpt
         internal static bool TestHooksEnabled => s_testHooks;
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void RunAccessDirtyHook(int level) => t_accessDirtyRaceHook?.Invoke(level);
+        private static void RunAccessDirtyHook(int level, ulong slotHpa) => t_accessDirtyRaceHook?.Invoke(level, slotHpa);
 
         /// <summary>
         /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to

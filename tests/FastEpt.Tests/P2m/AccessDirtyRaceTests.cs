@@ -2,6 +2,7 @@
 // Copyright (c) 2026 FastEpt contributors
 
 using System.Runtime.CompilerServices;
+using Xunit.Abstractions;
 
 namespace FastEpt.Tests.P2mTests
 {
@@ -20,6 +21,10 @@ namespace FastEpt.Tests.P2mTests
         private const ulong A = EptEntry.AccessedBit, D = EptEntry.DirtyBit;
         private const ulong Gfn = 0x40123;                  // inside a 1 GiB region of its own
         private const ulong Mfn1 = 0x523, Mfn2 = 0x756;
+
+        private readonly ITestOutputHelper _output;
+
+        public AccessDirtyRaceTests(ITestOutputHelper output) => _output = output;
 
         [Fact]
         public void TestSeam_IsLive()
@@ -158,7 +163,7 @@ namespace FastEpt.Tests.P2mTests
             public EptTranslation WithHookOnce(int level, Action inWindow, Func<EptTranslation> walk)
             {
                 int fired = 0;
-                P2m.AccessDirtyRaceHook = l =>
+                P2m.AccessDirtyRaceHook = (l, _) =>
                 {
                     if (fired++ == 0)
                     {
