@@ -36,4 +36,7 @@ void test_batch(void);
 void test_accessed_dirty(void);
 void test_get_entry_corners(void);
 
+/* selftest_ad_race.c: A/D updates against a write inside their window (test builds' seam). */
+void test_accessed_dirty_races(void);
+
 #endif /* FASTEPT_SELFTEST_H */
