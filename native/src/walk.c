@@ -18,8 +18,12 @@
  *    exit-qualification bits 3-5 next to the access in bits 0-2 (27.2.1, Table 27-7);
  *  - with EPTP bit 6 the walk sets the accessed flag of every non-leaf entry it uses (as it
  *    goes, even if the walk fails further down) and, only for a successful translation, the
- *    accessed flag of the leaf plus its dirty flag for a write (29.3.5), with atomic ORs.
- * Every slot is loaded exactly once; all decisions about it use that snapshot.
+ *    accessed flag of the leaf plus its dirty flag for a write (29.3.5), each with one
+ *    compare-exchange against the value the walk read: if the slot changed in between (a
+ *    writer replaced or removed the entry), the walk starts again from the root, as the CPU
+ *    does. A blind atomic OR would turn a just-removed slot (suppress-#VE only) into one with A
+ *    set, which reads as a valid RAM entry of MFN 0, and would mark an entry the walk never used.
+ * Every slot is loaded exactly once per walk; all decisions about it use that snapshot.
  */
 
 #include "internal.h"
@@ -80,14 +84,38 @@ EPT_HOT void ept_ctx(const fastept_walker *w, struct walk_ctx *c)
     c->pointer_mask = c->leaf_mask | UINT64_C(0xF8);
 }
 
-/* Leaf A/D update: one atomic OR, only when a wanted flag is still clear in the snapshot. */
-static inline void ept_set_accessed_dirty(uint64_t *slot, uint64_t pte, uint32_t access)
+#ifdef FASTEPT_TEST_HOOKS
+/* Test builds only (the driver's static library): called between a walk's read of a slot and
+   its A/D compare-exchange on it, so a test can change the slot inside that window. */
+EPT_HIDDEN void (*ept_test_ad_hook)(uint64_t *slot, unsigned level);
+#define EPT_AD_HOOK(slot, level)              \
+    do {                                      \
+        if (ept_test_ad_hook != NULL) {       \
+            ept_test_ad_hook((slot), (level)); \
+        }                                     \
+    } while (0)
+#else
+#define EPT_AD_HOOK(slot, level) ((void)0)
+#endif
+
+/*
+ * Sets `want` (accessed; dirty too for a written leaf) in *slot at `level` by one
+ * compare-exchange against `pte`, the value the walk read and decided on. Returns 0 when the
+ * slot holds anything else (a writer changed it after the read): the walk must start again.
+ * A writer compare-exchanges against its own snapshot, so this update makes it rebuild.
+ */
+static inline int ept_try_set_ad(uint64_t *slot, uint64_t pte, uint64_t want, unsigned level)
+{
+    EPT_AD_HOOK(slot, level);
+    (void)level;
+    return ept_cas(slot, pte, pte | want);
+}
+
+/* The leaf's A (and, for a write, D) flags: 1 when already set in the snapshot or now set. */
+static inline int ept_set_accessed_dirty(uint64_t *slot, uint64_t pte, uint32_t access, unsigned level)
 {
     uint64_t want = EPT_ACCESSED | ((access & FASTEPT_ACCESS_WRITE) != 0 ? EPT_DIRTY : 0);
-    if ((pte & want) != want) {
-        /* A writer's compare-exchange on this slot then fails and it rebuilds from a fresh read. */
-        ept_or(slot, want);
-    }
+    return (pte & want) == want || ept_try_set_ad(slot, pte, want, level);
 }
 
 /*
@@ -134,8 +162,8 @@ EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa
                 return ept_result(FASTEPT_STATUS_VIOLATION, 0, level, access | (uint32_t)(rights << 3));
             }
 
-            if (ad) {
-                ept_set_accessed_dirty(slot, pte, access);
+            if (ad && !ept_set_accessed_dirty(slot, pte, access, level)) {
+                goto restart;
             }
 
             uint64_t offset_mask = (UINT64_C(1) << shift) - 1;
@@ -147,14 +175,23 @@ EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa
             return ept_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
         }
 
-        rights &= rwx;
-        if (ad && (pte & EPT_ACCESSED) == 0) {
-            ept_or(slot, EPT_ACCESSED);
+        if (ad && (pte & EPT_ACCESSED) == 0 && !ept_try_set_ad(slot, pte, EPT_ACCESSED, level)) {
+            goto restart;
         }
 
+        rights &= rwx;
         level--;
         shift -= EPT_TABLE_ORDER;
         slot = ept_slot(base, next, gpa >> EPT_PAGE_BITS, level);
+        pte = ept_load(slot);
+        continue;
+
+    restart:
+        /* The entry changed between the read and the A/D update: nothing read so far counts. */
+        level = ept_levels_of(w->eptp);
+        shift = EPT_PAGE_BITS + EPT_TABLE_ORDER * (level - 1);
+        rights = EPT_RWX_MASK;
+        slot = ept_slot(base, ept_mfn_of(w->eptp), gpa >> EPT_PAGE_BITS, level);
         pte = ept_load(slot);
     }
 }
@@ -163,8 +200,10 @@ EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa
  * One step down the fast path: if *pte (read from *slot) is a readable pointer with bits 7:3
  * and 51:MAXPHYADDR clear and its table inside host memory (a subset of the well-formed
  * pointers: an odd rwx can never misconfigure), set its accessed flag when A/D is on, AND its
- * rights in and read the slot of the next level that `shift` selects. Otherwise return 0
- * having changed nothing: the general walk decides.
+ * rights in and read the slot of the next level that `shift` selects, and return 1. Otherwise
+ * return 0 having changed nothing (the general walk decides), or -1 when the accessed flag's
+ * compare-exchange found the slot changed (the walk starts again from the root). With `ad` a
+ * constant 0 the -1 case compiles away.
  */
 EPT_HOT int ept_descend(const struct walk_ctx *c, int ad, uint64_t gpa, unsigned shift, uint64_t **slot,
                         uint64_t *pte, uint64_t *rights)
@@ -175,8 +214,9 @@ EPT_HOT int ept_descend(const struct walk_ctx *c, int ad, uint64_t gpa, unsigned
         return 0;
     }
 
-    if (ad && (e & EPT_ACCESSED) == 0) {
-        ept_or(*slot, EPT_ACCESSED);
+    /* Level of this slot: the next table's index starts at `shift`, this one's 9 bits above. */
+    if (ad && (e & EPT_ACCESSED) == 0 && !ept_try_set_ad(*slot, e, EPT_ACCESSED, (shift - EPT_PAGE_BITS) / EPT_TABLE_ORDER + 2)) {
+        return -1;
     }
 
     *rights &= e;
@@ -194,31 +234,37 @@ EPT_HOT int ept_descend(const struct walk_ctx *c, int ad, uint64_t gpa, unsigned
 EPT_HOT fastept_translation ept_walk_ad(const fastept_walker *w, const struct walk_ctx *c, int ad, uint64_t gpa,
                                         uint32_t access)
 {
-    unsigned level = c->levels;
-    uint64_t rights = EPT_RWX_MASK;
-    uint64_t *slot = (uint64_t *)(void *)(c->base + c->root_slots)
-                     + ((gpa >> (EPT_PAGE_BITS + EPT_TABLE_ORDER * (level - 1))) & (EPT_ENTRIES - 1));
-    uint64_t pte = ept_load(slot);
+    unsigned level;
+    uint64_t rights;
+    uint64_t *slot;
+    uint64_t pte;
+    int r;
+restart:
+    level = c->levels;
+    rights = EPT_RWX_MASK;
+    slot = (uint64_t *)(void *)(c->base + c->root_slots)
+           + ((gpa >> (EPT_PAGE_BITS + EPT_TABLE_ORDER * (level - 1))) & (EPT_ENTRIES - 1));
+    pte = ept_load(slot);
     if (level == 5) {
-        if (!ept_descend(c, ad, gpa, 39, &slot, &pte, &rights)) {
-            goto general;
+        if ((r = ept_descend(c, ad, gpa, 39, &slot, &pte, &rights)) <= 0) {
+            goto stop;
         }
 
         level = 4;
     }
 
-    if (!ept_descend(c, ad, gpa, 30, &slot, &pte, &rights)) {
-        goto general;
+    if ((r = ept_descend(c, ad, gpa, 30, &slot, &pte, &rights)) <= 0) {
+        goto stop;
     }
 
     level = 3;
-    if (!ept_descend(c, ad, gpa, 21, &slot, &pte, &rights)) {
-        goto general;
+    if ((r = ept_descend(c, ad, gpa, 21, &slot, &pte, &rights)) <= 0) {
+        goto stop;
     }
 
     level = 2;
-    if (!ept_descend(c, ad, gpa, 12, &slot, &pte, &rights)) {
-        goto general;
+    if ((r = ept_descend(c, ad, gpa, 12, &slot, &pte, &rights)) <= 0) {
+        goto stop;
     }
 
     level = 1;
@@ -226,14 +272,18 @@ EPT_HOT fastept_translation ept_walk_ad(const fastept_walker *w, const struct wa
        defined memory type, granting the access. */
     if ((pte & c->leaf_mask) == 1u && ((EPT_BAD_MEMTYPES >> ((pte >> EPT_MEMTYPE_SHIFT) & 7)) & 1u) == 0
         && (access & ~(uint32_t)(rights & pte)) == 0) {
-        if (ad) {
-            ept_set_accessed_dirty(slot, pte, access);
+        if (ad && !ept_set_accessed_dirty(slot, pte, access, 1)) {
+            goto restart;
         }
 
         return ept_result(FASTEPT_STATUS_OK, (pte & EPT_MFN_MASK) | (gpa & EPT_OFFSET_MASK), 1, 0);
     }
 
-general:
+stop:
+    if (ad && r < 0) {
+        goto restart;   /* an accessed flag's compare-exchange found the pointer changed */
+    }
+
     return ept_walk_from(w, gpa, access, level, slot, pte, rights & EPT_RWX_MASK);
 }
 

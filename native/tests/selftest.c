@@ -50,6 +50,7 @@ void selftest_run(void)
     test_pool_exhaustion();
     test_batch();
     test_accessed_dirty();
+    test_accessed_dirty_races();
     test_get_entry_corners();
     test_read_sections();
 }

@@ -39,4 +39,7 @@ void test_get_entry_corners(void);
 /* selftest_read.c: read sections (slots, nesting, release). */
 void test_read_sections(void);
 
+/* selftest_ad_race.c: A/D updates against a write inside their window (test builds' seam). */
+void test_accessed_dirty_races(void);
+
 #endif /* FASTEPT_SELFTEST_H */

@@ -98,7 +98,7 @@ namespace FastEpt
 
                     // Tables well beyond the caches, addresses scattered over them: most walks
                     // miss on their leaf, and the pipeline keeps the most misses in flight.
-                    if (TableFrameCount * EptEntry.PageSize > CacheResidentTableBytes && !IsClustered(gpas))
+                    if (TableBytesForPolicy() > CacheResidentTableBytes && !IsClustered(gpas))
                     {
                         return BatchPath.Pipelined;
                     }
@@ -108,6 +108,12 @@ namespace FastEpt
                     return PreferGather ? BatchPath.Gather : BatchPath.Scalar;
             }
         }
+
+        // The table footprint the choice goes by, read without any lock (a reader never takes
+        // one): the writers' running count, which may trail a write in flight by a few frames,
+        // as good as exact for a threshold of thousands of frames.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private long TableBytesForPolicy() => Volatile.Read(ref _tableFrameCountForReaders) * EptEntry.PageSize;
 
         // Addresses that mostly stay within a 2 MiB region of their predecessor share leaf tables
         // (and cache lines): the hardware prefetcher and the caches already overlap their misses.

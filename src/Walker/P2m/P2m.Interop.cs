@@ -56,6 +56,8 @@ namespace FastEpt
                 _tables.Add(f);
             }
 
+            Interlocked.Add(ref _tableFrameCountForReaders, linked.Length);
+
             if (podDelta != 0)
             {
                 Interlocked.Add(ref _podEntryCount, podDelta);

@@ -236,6 +236,8 @@ namespace FastEpt
                 _tables.Add(f);
             }
 
+            Interlocked.Add(ref _tableFrameCountForReaders, built.Count);
+
             BumpTlbGeneration();
             return true;
         }

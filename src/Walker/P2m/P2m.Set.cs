@@ -223,6 +223,8 @@ namespace FastEpt
                     _tables.Add(f);
                 }
 
+                Interlocked.Add(ref _tableFrameCountForReaders, built.Count);
+
                 FastEptMetrics.CountWrite(isLeaf ? built.Count : 0);   // each table a split built replaced one superpage
 
                 // A split replaces only this GFN range's share of a PoD superpage.

@@ -11,7 +11,9 @@ namespace FastEpt
         /// Walks the live tables as the CPU does (Intel SDM 29.3): misconfiguration before
         /// violation, rights ANDed over every level, table pointers outside host memory treated
         /// as misconfigurations. With <see cref="P2mOptions.AccessDirty"/> the walk sets accessed
-        /// flags on the entries it uses and the dirty flag on a written leaf (atomic OR).
+        /// flags on the entries it uses and the dirty flag on a written leaf, each by a
+        /// compare-exchange against the value it read; if the entry changed meanwhile, the walk
+        /// starts again from the root, as the CPU does (Intel SDM 29.3.5).
         /// </summary>
         /// <param name="gpa">Guest-physical address, below 2^AddressBits.</param>
         /// <param name="access">Read, Write and/or Execute (at least one).</param>
@@ -162,7 +164,11 @@ namespace FastEpt
 
                     if (_accessDirty)
                     {
-                        SetAccessedDirty(p, pte, (access & (uint)AccessKind.Write) != 0);
+                        ulong want = EptEntry.AccessedBit | ((access & (uint)AccessKind.Write) != 0 ? EptEntry.DirtyBit : 0);
+                        if ((pte & want) != want && !TrySetAccessedDirty(b, p, pte, want, level))
+                        {
+                            goto Restart;
+                        }
                     }
 
                     ulong offsetMask = (1UL << shift) - 1;
@@ -175,28 +181,75 @@ namespace FastEpt
                     return new EptTranslation(EptStatus.Misconfig, 0, level, 0);
                 }
 
-                rights &= pte;
-                if (_accessDirty && (pte & EptEntry.AccessedBit) == 0)
+                if (_accessDirty && (pte & EptEntry.AccessedBit) == 0 && !TrySetAccessedDirty(b, p, pte, EptEntry.AccessedBit, level))
                 {
-                    Interlocked.Or(ref *p, EptEntry.AccessedBit);
+                    goto Restart;
                 }
 
+                rights &= pte;
                 level--;
                 shift -= EptEntry.TableOrder;
                 p = (ulong*)(b + (next << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1));
                 pte = Volatile.Read(ref *p);
+                continue;
+
+            Restart:
+                // The entry changed between the read and the A/D update (a writer replaced or
+                // removed it): what was read may no longer be mapped, so nothing read so far
+                // counts. Walk again from the root, as the CPU does.
+                level = _levels;
+                shift = ShiftOf(level);
+                rights = EptEntry.RwxMask;
+                p = (ulong*)(b + (_rootMfn << EptEntry.PageBits)) + ((gpa >> shift) & (EptEntry.EntriesPerTable - 1));
+                pte = Volatile.Read(ref *p);
             }
         }
 
-        private static void SetAccessedDirty(ulong* p, ulong pte, bool write)
+        // Sets `want` (accessed, and dirty for a written leaf) in the slot `p` by one
+        // compare-exchange against `pte`, the value the walk read and decided on. False when the
+        // slot holds anything else: a writer changed it after the walk read it, and the walk must
+        // start again. A blind OR here would resurrect a removed entry (an empty slot with A set
+        // reads as a valid RAM entry of MFN 0) and would set flags on an entry the walk never
+        // used. Writers compare-exchange against their own snapshot, so this update makes theirs
+        // fail and rebuild; neither side can lose the other's change. `b` (the host memory's base)
+        // and `level` only feed the test seam.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool TrySetAccessedDirty(byte* b, ulong* p, ulong pte, ulong want, int level)
         {
-            ulong want = EptEntry.AccessedBit | (write ? EptEntry.DirtyBit : 0);
-            if ((pte & want) != want)
+            if (s_testHooks)
             {
-                // Atomic OR: a concurrent writer's compare-exchange sees the change and rebuilds.
-                Interlocked.Or(ref *p, want);
+                RunAccessDirtyHook(level, (ulong)((byte*)p - b));
             }
+
+            return Interlocked.CompareExchange(ref *p, pte | want, pte) == pte;
         }
+
+        // ---- Test seam -----------------------------------------------------------------------
+
+        // Whether the test seam below is live: read once, from an AppContext switch the test host
+        // sets before P2m is first used. Everywhere else it is false, and since it is a static
+        // readonly field of an initialised class the JIT compiles the check away (tier 1).
+        private static readonly bool s_testHooks = AppContext.TryGetSwitch("FastEpt.Walker.TestHooks", out bool on) && on;
+
+        [ThreadStatic]
+        private static Action<int, ulong>? t_accessDirtyRaceHook;
+
+        /// <summary>
+        /// Tests only (live with the AppContext switch <c>FastEpt.Walker.TestHooks</c>): called on
+        /// the setting thread between a walk's read of a slot and its accessed/dirty
+        /// compare-exchange on it, with the slot's level and host-physical address, so a test
+        /// can change the slot inside that window.
+        /// </summary>
+        internal static Action<int, ulong>? AccessDirtyRaceHook
+        {
+            get => t_accessDirtyRaceHook;
+            set => t_accessDirtyRaceHook = value;
+        }
+
+        internal static bool TestHooksEnabled => s_testHooks;
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void RunAccessDirtyHook(int level, ulong slotHpa) => t_accessDirtyRaceHook?.Invoke(level, slotHpa);
 
         /// <summary>
         /// A guest paging-structure write (A/D update, or any structure access with EPTP A/D) to

@@ -109,6 +109,7 @@ namespace FastEpt
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (docs/model/ept.md §1.2)
             _tables.Add(_rootMfn);
+            _tableFrameCountForReaders = 1;
             RegisterForTlbInvalidation(this);
         }
 
@@ -183,6 +184,7 @@ namespace FastEpt
             {
                 // The frames went with the host memory; nothing to give back.
                 _tables.Clear();
+                Volatile.Write(ref _tableFrameCountForReaders, 0);
                 DisposeRetired();
                 return;
             }
@@ -193,6 +195,7 @@ namespace FastEpt
             }
 
             _tables.Clear();
+            Volatile.Write(ref _tableFrameCountForReaders, 0);
             DisposeRetired();
         }
 
