@@ -107,6 +107,7 @@ namespace FastEpt.Tests.P2mTests
                 }
 
                 Assert.Equal(_pristine.Count, P2m.TableFrameCount);
+                P2mConcurrencyTests.ReclaimUntilEmpty(P2m);     // any p2m's reclamation pass may free pending frames meanwhile
                 Assert.Equal(GuestFrames + P2m.TableFrameCount + P2m.PendingReclaimFrameCount, Memory.AllocatedFrameCount);
                 P2m.Dispose();
                 Assert.Equal(GuestFrames, Memory.AllocatedFrameCount);
