@@ -225,15 +225,20 @@ namespace FastEpt
                 throw;
             }
 
-            if (Interlocked.CompareExchange(ref slot, top, e) != e)
-            {
-                FreeAll(built);
-                return false;
-            }
-
             foreach (ulong f in built)
             {
-                _tables.Add(f);
+                _tables.Add(f);     // owned before reachable, as in SetEntryCore
+            }
+
+            if (Interlocked.CompareExchange(ref slot, top, e) != e)
+            {
+                foreach (ulong f in built)
+                {
+                    _tables.Remove(f);
+                }
+
+                FreeAll(built);
+                return false;
             }
 
             BumpTlbGeneration();
