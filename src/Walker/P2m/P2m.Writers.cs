@@ -54,9 +54,9 @@ namespace FastEpt
         internal WriteScope EnterWrite(ulong gfn, int order)
         {
             ThrowIfDisposed();
-            // The mark check is a hint here (lock-free) and exact under the stripe: marks are made
-            // and cleared only under the exclusive lock.
-            if (order < (int)PageOrder.Size1G && !(_marked && PathHasMark(gfn)))
+            // The mark check is made under the stripe, where it is exact: marks are made and
+            // cleared only under the exclusive lock (a marked path is the rare case).
+            if (order < (int)PageOrder.Size1G)
             {
                 OrderedLock.Scope shared = _lock.EnterRead();
                 if (_disposed)
