@@ -117,20 +117,18 @@ namespace FastEpt.Interop
         private void SetEntryBound(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
             NativeAccess.ValidateSet(p2m, gfn, mfn, order, type, access, suppressVe);
-            using NativeAccess.WriterScope scope = NativeAccess.EnterWriter(p2m);
-            ulong maxBefore = p2m.MaxMappedPfn;
+            using NativeAccess.WriterScope scope = NativeAccess.EnterWriter(p2m, gfn, order);
+            bool raised = false;
             bool completed = false;
+            ulong last = gfn + (1UL << (int)order) - 1;
             try
             {
                 // As SetEntryLocked: raised before the entry is published, so a reader that finds
                 // the entry never finds max_mapped_pfn below it; lowered again if the call fails.
                 if (NativeAccess.WritesValidEntry(p2m, gfn, mfn, order, type, access))
                 {
-                    ulong last = gfn + (1UL << (int)order) - 1;
-                    if (last > maxBefore)
-                    {
-                        NativeAccess.SetMaxMappedPfn(p2m, last);
-                    }
+                    NativeAccess.RaiseMaxMappedPfn(p2m, last);
+                    raised = true;
                 }
 
                 fastept_walker w = _walker;
@@ -152,9 +150,16 @@ namespace FastEpt.Interop
             }
             finally
             {
-                if (!completed)
+                if (raised)
                 {
-                    NativeAccess.SetMaxMappedPfn(p2m, maxBefore);
+                    if (completed)
+                    {
+                        NativeAccess.NotePublished(p2m, last);
+                    }
+                    else
+                    {
+                        NativeAccess.FailedSet(p2m);
+                    }
                 }
             }
         }

@@ -5,7 +5,11 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // Propagation of host p2m changes into the views (docs/model/altp2m.md §4.5), host lock held.
+    // Propagation of host p2m changes into the views (docs/model/altp2m.md §4.5), host write locks
+    // held: the host stripe of the changed region (so two host writes of one GFN propagate in
+    // order) or the host lock exclusive. Host writes of different regions propagate in parallel:
+    // the list lock is taken shared and each view's write locks the same way as the host's (its
+    // lock shared plus its stripe, exclusive for 1G); a view reset takes the view exclusive.
     public sealed partial class Altp2m
     {
         void IHostChangeObserver.OnHostChange(ulong gfn, int order, ulong mfn, P2mType type, P2mAccess access, in P2mEntry before)
@@ -15,7 +19,7 @@ namespace FastEpt
                 return;
             }
 
-            using OrderedLock.Scope l = _listLock.Enter();
+            using OrderedLock.Scope l = _listLock.EnterRead();
             ulong count = 1UL << order;
             // A remap source that goes away, changes frame or becomes shared would leave a view
             // showing a frame the host no longer maps there: reset the view (Xen: on removal).
@@ -73,41 +77,49 @@ namespace FastEpt
         {
             ViewState s = _views[view];
             P2m p = s.P2m!;
-            using OrderedLock.Scope vl = p.P2mLock.Enter();
-            try
+            bool reset = false;
+            using (P2m.WriteScope vl = p.EnterWrite(gfn, order))
             {
-                ulong count = 1UL << order;
-                ulong off = 0;
-                while (off < count)
+                try
                 {
-                    ulong g = gfn + off;
-                    P2mEntry e = p.GetEntry(g);
-                    int k = Math.Min(e.Order, order);
-                    if ((g & ((1UL << k) - 1)) != 0)
+                    ulong count = 1UL << order;
+                    ulong off = 0;
+                    while (off < count)
                     {
-                        k = 0;
-                    }
-
-                    if (HasFrame(e) && !(k == 0 && s.Remapped.Contains(g)))
-                    {
-                        if (mfn == Mfn.Invalid)
+                        ulong g = gfn + off;
+                        P2mEntry e = p.GetEntry(g);
+                        int k = Math.Min(e.Order, order);
+                        if ((g & ((1UL << k) - 1)) != 0)
                         {
-                            p.SetEntryHeld(g, Mfn.Invalid, (PageOrder)k, P2mType.Invalid, P2mAccess.N, FastEpt.SuppressVe.Inherit);
+                            k = 0;
                         }
-                        else
-                        {
-                            P2mAccess a = p.Representable(type, Stricter(e.Access, access), k);
-                            p.SetEntryHeld(g, mfn + off, (PageOrder)k, type, a, FastEpt.SuppressVe.Inherit);
-                        }
-                    }
 
-                    off += 1UL << k;
+                        if (HasFrame(e) && !(k == 0 && s.Remapped.Contains(g)))
+                        {
+                            if (mfn == Mfn.Invalid)
+                            {
+                                p.SetEntryHeld(g, Mfn.Invalid, (PageOrder)k, P2mType.Invalid, P2mAccess.N, FastEpt.SuppressVe.Inherit);
+                            }
+                            else
+                            {
+                                P2mAccess a = p.Representable(type, Stricter(e.Access, access), k);
+                                p.SetEntryHeld(g, mfn + off, (PageOrder)k, type, a, FastEpt.SuppressVe.Inherit);
+                            }
+                        }
+
+                        off += 1UL << k;
+                    }
+                }
+                catch (InsufficientMemoryException)
+                {
+                    reset = true;
                 }
             }
-            catch (InsufficientMemoryException)
+
+            if (reset)
             {
                 // No frame to split the view: it must not keep the old mapping, so empty it.
-                ResetHeldView(view);
+                ResetViewLocked(view);
             }
         }
 
@@ -119,7 +131,7 @@ namespace FastEpt
             }
         }
 
-        // A propagation reset (list and view locks held): empty the view, forget its remaps, report it.
+        // A propagation reset (list lock and the view's lock exclusive held): empty the view, forget its remaps, report it.
         private void ResetHeldView(int view)
         {
             ViewState s = _views[view];

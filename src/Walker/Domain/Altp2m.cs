@@ -12,10 +12,13 @@ namespace FastEpt
     /// </summary>
     /// <remarks>
     /// <para>Lock order (checked by the lock-order checker in Debug builds and in the tests): host
-    /// p2m (16) before the view list (32) before a view (40). Every view-targeted operation takes
-    /// all three, in that order; a host write holds the host lock while it propagates into the
-    /// views. Readers (<see cref="P2m.Translate"/>, <see cref="P2m.GetEntry"/> on any view) take
-    /// no lock.</para>
+    /// p2m (16) before a host stripe (24) before the view list (32) before a view (40) before a
+    /// view stripe (44). Every view-targeted operation takes the host lock, the list and the view
+    /// exclusive, in that order; a 4K or 2M host write holds the host lock shared and its region's
+    /// stripe while it propagates into the views (list lock shared, each view's lock shared plus
+    /// its stripe), so host writes of different regions propagate in parallel and two writes of
+    /// one GFN propagate in order. Readers (<see cref="P2m.Translate"/>, <see cref="P2m.GetEntry"/>
+    /// on any view) take no lock.</para>
     /// <para>Propagation never widens a view's own restriction: a host change reaching a view entry
     /// keeps the stricter of the view's access and the host's, and a view's remapped GFNs
     /// (<see cref="ChangeGfn"/>) keep their remap.</para>

@@ -97,28 +97,44 @@ namespace FastEpt
                 host = HostP2m.GetEntry(gfn, P2mQuery.Alloc);
             }
 
-            // 2. Lazy copy into the vCPU's view, under host -> list -> view locks.
+            // 2. Lazy copy into the vCPU's view, under host -> list -> view locks. In the host view
+            //    there is nothing to copy: the shared locks keep the view choice still, so faults
+            //    of different vCPUs (the log-dirty write fault above all) do not serialise here.
             int view;
             P2m faulting;
-            P2mEntry e;
-            using (HostP2m.P2mLock.Enter())
-            using (Altp2m.ListLock.Enter())
+            P2mEntry e = default;
+            using (HostP2m.P2mLock.EnterRead())
+            using (Altp2m.ListLock.EnterRead())
             {
                 view = vcpu.View;
                 faulting = Altp2m.ViewLocked(view);
-                if (view != 0)
+                if (view == 0)
                 {
-                    using (faulting.P2mLock.Enter())
+                    e = faulting.GetEntry(gfn);
+                }
+            }
+
+            if (view != 0)
+            {
+                using (HostP2m.P2mLock.Enter())
+                using (Altp2m.ListLock.Enter())
+                {
+                    view = vcpu.View;
+                    faulting = Altp2m.ViewLocked(view);
+                    if (view != 0)
                     {
-                        host = HostP2m.GetEntry(gfn);
-                        if (!(write && host.Type == P2mType.RamShared) && Altp2m.TryLazyCopyLocked(view, gfn, host))
+                        using (faulting.P2mLock.Enter())
                         {
-                            return FaultOutcome.Retry;
+                            host = HostP2m.GetEntry(gfn);
+                            if (!(write && host.Type == P2mType.RamShared) && Altp2m.TryLazyCopyLocked(view, gfn, host))
+                            {
+                                return FaultOutcome.Retry;
+                            }
                         }
                     }
-                }
 
-                e = faulting.GetEntry(gfn);
+                    e = faulting.GetEntry(gfn);
+                }
             }
 
             // 3. mem_access violation (only where the entry names a frame, as Xen).
@@ -278,9 +294,11 @@ namespace FastEpt
                     return FaultOutcome.Mmio;          // emulated: discarded, forwarded or device write
                 case P2mType.RamLogDirty when write:
                     MarkDirty(gfn);
-                    using (HostP2m.P2mLock.Enter())
+                    using (HostP2m.EnterWrite(gfn, 0))
                     {
                         // The page becomes RamRw in the host; propagation carries it into the views.
+                        // Only the GFN's 2 MiB-region stripe is held (with the host lock shared), so
+                        // log-dirty faults on other regions run in parallel.
                         P2mEntry h = HostP2m.GetEntry(gfn);
                         if (h.Type == P2mType.RamLogDirty && Altp2m.HasFrame(h))
                         {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 FastEpt contributors
 
+using System.Collections.Concurrent;
 using System.Numerics;
 using FastEpt.Internal;
 
@@ -13,8 +14,12 @@ namespace FastEpt
     {
         private const int DirtyChunkBits = 15;                 // 32768 GFNs (4 KiB of bits) per chunk
 
+        // Marking is lock-free (write faults of different GFNs mark in parallel): a chunk is
+        // created once, bits are set with atomic OR and harvested with atomic exchange, so a mark
+        // racing a harvest lands in this harvest or the next, never in neither. The lock
+        // serialises harvests and the clearing on enable.
         private readonly OrderedLock _dirtyLock = new(OrderedLock.DirtyLogRank, "dirty log");
-        private readonly Dictionary<ulong, ulong[]> _dirty = new();
+        private readonly ConcurrentDictionary<ulong, ulong[]> _dirty = new();
         private long _dirtyCount;
         private volatile bool _logDirty;
 
@@ -81,18 +86,15 @@ namespace FastEpt
                 return;
             }
 
-            using OrderedLock.Scope s = _dirtyLock.Enter();
             if (!_dirty.TryGetValue(gfn >> DirtyChunkBits, out ulong[]? bits))
             {
-                bits = new ulong[(1 << DirtyChunkBits) / 64];
-                _dirty.Add(gfn >> DirtyChunkBits, bits);
+                bits = _dirty.GetOrAdd(gfn >> DirtyChunkBits, static _ => new ulong[(1 << DirtyChunkBits) / 64]);
             }
 
             int i = (int)(gfn & ((1UL << DirtyChunkBits) - 1));
             ulong bit = 1UL << (i & 63);
-            if ((bits[i >> 6] & bit) == 0)
+            if ((Volatile.Read(ref bits[i >> 6]) & bit) == 0 && (Interlocked.Or(ref bits[i >> 6], bit) & bit) == 0)
             {
-                bits[i >> 6] |= bit;
                 Interlocked.Increment(ref _dirtyCount);
             }
         }
@@ -116,15 +118,19 @@ namespace FastEpt
                     ulong[] bits = _dirty[chunk];
                     for (int w = 0; w < bits.Length; w++)
                     {
-                        for (ulong word = bits[w]; word != 0; word &= word - 1)
+                        if (Volatile.Read(ref bits[w]) == 0)
+                        {
+                            continue;
+                        }
+
+                        for (ulong word = Interlocked.Exchange(ref bits[w], 0); word != 0; word &= word - 1)
                         {
                             list.Add((chunk << DirtyChunkBits) | (uint)((w << 6) + BitOperations.TrailingZeroCount(word)));
                         }
                     }
                 }
 
-                _dirty.Clear();
-                Interlocked.Exchange(ref _dirtyCount, 0);
+                Interlocked.Add(ref _dirtyCount, -list.Count);
                 result = list.ToArray();
             }
 

@@ -30,10 +30,13 @@ namespace FastEpt
         /// </returns>
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is not exactly one access kind.</exception>
         /// <remarks>
-        /// <para><b>Fast path.</b> Under the read lock of the vCPU's current view (writers
-        /// excluded, lock-free readers unaffected) the address is translated as the CPU would
+        /// <para><b>Fast path.</b> Under the read lock of the vCPU's current view (whole-p2m
+        /// operations excluded; 4K and 2M writers, which hold it shared with their region's stripe,
+        /// and lock-free readers unaffected) the address is translated as the CPU would
         /// (<see cref="TranslateLinear"/>, which itself takes no lock) and, when the access is
-        /// allowed and the frame is allocated guest RAM, referenced.</para>
+        /// allowed and the frame is allocated guest RAM, referenced. The entry is then read again:
+        /// if a concurrent write changed it, the reference is dropped and the address translated
+        /// again, so a returned page was mapped there, with this access, while referenced.</para>
         /// <para><b>mem_access fallback</b> (docs/model/mem-access.md §5.4), only when the fast path met an EPT
         /// violation and <see cref="Domain.MemAccessEnabled"/> is set. It is entered with no lock
         /// held: the linear address is resolved by the failed walk itself when stage 1 completed,
@@ -41,8 +44,9 @@ namespace FastEpt
         /// themselves (no A/D updates; stage-1 permissions apply, so a write needs a writable
         /// mapping). Only then are the read locks taken (host, then the view) to look up the
         /// GFN's access, decide whether mem_access explains the failure
-        /// (<see cref="MemAccessRules.ExplainsFailure"/>), require a RamRw frame, and take the
-        /// reference. No lock is ever held across a guest-memory access, and none is taken twice.</para>
+        /// (<see cref="MemAccessRules.ExplainsFailure"/>), require a RamRw frame, take the
+        /// reference and confirm the entry did not change meanwhile (if it did: the fast path's
+        /// EPT violation is returned, for the caller to handle and retry). No lock is ever held across a guest-memory access, and none is taken twice.</para>
         /// <para>The page is granted to the hypervisor's own access: mem_access raises no event
         /// for it, as in Xen.</para>
         /// </remarks>
@@ -59,16 +63,30 @@ namespace FastEpt
             int view = _view;
             P2m ept = _domain.Altp2m.ViewLocked(view);
             GuestTranslation fast;
-            using (ept.P2mLock.EnterRead())
+            while (true)
             {
-                fast = TranslateOn(ept, gla, pfec);
-                if (fast.Status == GuestStatus.Ok)
+                using (ept.P2mLock.EnterRead())
                 {
-                    P2mEntry e = ept.GetEntry(fast.Gpa >> EptEntry.PageBits);
-                    return Referenced(fast, fast.Gpa, fast.Hpa >> EptEntry.PageBits, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
+                    fast = TranslateOn(ept, gla, pfec);
+                    if (fast.Status == GuestStatus.Ok)
+                    {
+                        ulong gfn = fast.Gpa >> EptEntry.PageBits;
+                        P2mEntry e = ept.GetEntry(gfn);
+                        ulong mfn = fast.Hpa >> EptEntry.PageBits;
+                        GuestPage page = Referenced(fast, fast.Gpa, mfn, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
+                        if (page.Status != GuestPageStatus.Ok || StillMaps(ept.GetEntry(gfn), mfn, e))
+                        {
+                            return page;
+                        }
+
+                        page.Dispose();     // the entry changed under us: translate again
+                        continue;
+                    }
+
+                    AfterFastPathFailed?.Invoke();
                 }
 
-                AfterFastPathFailed?.Invoke();
+                break;
             }
 
             if (fast.Status != GuestStatus.EptViolation || !_domain.MemAccessEnabled)
@@ -134,8 +152,10 @@ namespace FastEpt
                 EptTranslation t = ept.Translate(gpa, FinalKind(pfec));
                 if (t.Status == EptStatus.Ok)
                 {
-                    P2mType type = ept.GetEntry(gfn).Type;
-                    return Referenced(fast, gpa, t.Hpa >> EptEntry.PageBits, type, IsGuestRam(type), viaMemAccess: true);
+                    P2mEntry te = ept.GetEntry(gfn);
+                    ulong tm = t.Hpa >> EptEntry.PageBits;
+                    GuestPage page = Referenced(fast, gpa, tm, te.Type, IsGuestRam(te.Type), viaMemAccess: true);
+                    return Confirmed(page, StillMaps(ept.GetEntry(gfn), tm, te), fast);
                 }
             }
 
@@ -147,10 +167,33 @@ namespace FastEpt
                 return Failed(fast);
             }
 
-            return Referenced(fast, gpa, e.Mfn, e.Type, e.Type == P2mType.RamRw, viaMemAccess: true);
+            GuestPage held = Referenced(fast, gpa, e.Mfn, e.Type, e.Type == P2mType.RamRw, viaMemAccess: true);
+            bool same = _domain.Altp2m.TryEffectiveEntry(view, gfn, out P2mEntry now, out P2mAccess na) && na == a && StillMaps(now, e.Mfn, e);
+            return Confirmed(held, same, fast);
         }
 
-        // The reference is taken with the read lock(s) held, so the entry that named the frame is current.
+        // Writers of 4K and 2M entries hold the p2m lock shared too (with their region's stripe),
+        // so an entry can change between the lookup that named a frame and the reference taken
+        // on it. The reference is kept only if the entry, read again after it was taken, still
+        // names the same frame with the same type and access (Xen's get_page, then re-check);
+        // the page was then mapped there at that moment, with the reference already held.
+        private static bool StillMaps(P2mEntry now, ulong mfn, P2mEntry before)
+            => now.Mfn == mfn && now.Type == before.Type && now.Access == before.Access;
+
+        // The fallback's answer when the entry changed meanwhile: the EPT violation the fast path
+        // saw, which the caller handles (and retries) as it would any violation.
+        private static GuestPage Confirmed(GuestPage page, bool stillMaps, GuestTranslation fast)
+        {
+            if (page.Status != GuestPageStatus.Ok || stillMaps)
+            {
+                return page;
+            }
+
+            page.Dispose();
+            return Failed(fast);
+        }
+
+        // Takes the reference on a RAM frame; the callers confirm the entry afterwards (StillMaps).
         private GuestPage Referenced(GuestTranslation t, ulong gpa, ulong mfn, P2mType type, bool ram, bool viaMemAccess)
         {
             HostMemory memory = _domain.Memory;

@@ -10,7 +10,10 @@ namespace FastEpt.Internal
     /// </summary>
     /// <remarks>
     /// <para>Ranks follow Xen's mm-locks order (docs/model/p2m.md §3.1): host p2m 16 &lt; altp2m list 32 &lt;
-    /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). FastEpt's own
+    /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). A 4K or 2M write holds its
+    /// p2m's lock shared plus the stripe of the GFN's 2 MiB region: host p2m stripes rank 24 (between
+    /// the host p2m and the altp2m list, so a host write propagates into the views with its stripe
+    /// held), view stripes 44 (between a view and PoD). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
     /// dirty log 54, epoch reclaimer 55 (a pass frees frames while held), retired frames 57 and
     /// reclaim queue 58 (leaves), vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
@@ -25,8 +28,10 @@ namespace FastEpt.Internal
     internal sealed class OrderedLock
     {
         public const int P2mRank = 16;
+        public const int P2mStripeRank = 24;       // a host p2m's 2 MiB-region stripes (P2m.Writers.cs)
         public const int AltP2mListRank = 32;
         public const int AltP2mViewRank = 40;
+        public const int AltP2mViewStripeRank = 44; // an altp2m view's 2 MiB-region stripes
         public const int PodRank = 48;
         public const int MmioRegistryRank = 50;
         public const int DomainFramesRank = 52;

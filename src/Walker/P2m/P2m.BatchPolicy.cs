@@ -113,7 +113,7 @@ namespace FastEpt
         // one): the writers' running count, which may trail a write in flight by a few frames,
         // as good as exact for a threshold of thousands of frames.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private long TableBytesForPolicy() => Volatile.Read(ref _tableFrameCountForReaders) * EptEntry.PageSize;
+        private long TableBytesForPolicy() => TableCountRelaxed * EptEntry.PageSize;
 
         // Addresses that mostly stay within a 2 MiB region of their predecessor share leaf tables
         // (and cache lines): the hardware prefetcher and the caches already overlap their misses.

@@ -20,7 +20,8 @@ namespace FastEpt
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="gfn"/> or <paramref name="query"/> is out of range.</exception>
         /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
         /// <remarks>Without <see cref="P2mQuery.Alloc"/>: lock-free, allocation-free, never changes a
-        /// table. Populating takes the writer lock; racing populators of one GFN allocate once.</remarks>
+        /// table. Populating takes the write locks of the GFN's 2 MiB region (the p2m's exclusive lock
+        /// for a 1G entry); racing populators of one GFN allocate once.</remarks>
         public P2mEntry GetEntry(ulong gfn, P2mQuery query = P2mQuery.None)
         {
             if (gfn >= _gfnLimit)
@@ -46,7 +47,7 @@ namespace FastEpt
                     return e;
                 }
 
-                if (round == 4 || !Populate(gfn))
+                if (round == 6 || !Populate(gfn, e.Order))
                 {
                     return P2mEntry.Hole(e.Order);
                 }

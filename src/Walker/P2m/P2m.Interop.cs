@@ -15,23 +15,6 @@ namespace FastEpt
         internal bool IsDisposed => _disposed;
 
         /// <summary>
-        /// Takes the writer lock for an external writer, as <see cref="SetEntry"/> does; throws
-        /// <see cref="ObjectDisposedException"/> (with the lock released) when the p2m is disposed.
-        /// </summary>
-        private OrderedLock.Scope EnterWriter()
-        {
-            ThrowIfDisposed();
-            OrderedLock.Scope scope = _lock.Enter();
-            if (_disposed)
-            {
-                scope.Dispose();
-                ThrowHelper.ThrowObjectDisposedException(this);
-            }
-
-            return scope;
-        }
-
-        /// <summary>
         /// Whether <see cref="SetEntry"/> with these (validated) arguments writes a valid entry,
         /// i.e. whether it raises <see cref="MaxMappedPfn"/> before publishing (SetEntryLocked's rule).
         /// </summary>
@@ -44,11 +27,11 @@ namespace FastEpt
         /// subtree rooted at <paramref name="retiredTable"/> (a table at <paramref name="retiredLevel"/>;
         /// <see cref="Mfn.Invalid"/> for none) goes to epoch-based reclamation, and
         /// <paramref name="podDelta"/> is added to <see cref="PodEntryCount"/>; every <see cref="SoftTlb"/>
-        /// over this p2m is invalidated (it may have replaced a present entry). Writer lock held.
+        /// over this p2m is invalidated (it may have replaced a present entry). Write locks held.
         /// </summary>
         private void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
         {
-            Debug.Assert(_lock.IsHeldByCurrentThread);
+            Debug.Assert(_lock.IsHeldByCurrentThread || _lock.Readers > 0);
             // The native writer does not say what it replaced: flush the software TLBs always.
             BumpTlbGeneration();
             foreach (ulong f in linked)
@@ -56,7 +39,6 @@ namespace FastEpt
                 _tables.Add(f);
             }
 
-            Interlocked.Add(ref _tableFrameCountForReaders, linked.Length);
 
             if (podDelta != 0)
             {
@@ -90,11 +72,15 @@ namespace FastEpt
         /// <see cref="ValidateSet"/>): the p2m's own checks, same exceptions and parameter names;
         /// no lock, nothing changed, safe on any thread.</para>
         /// <para><b>Writers on a p2m</b>: <see cref="ValidateSet"/>, then <see cref="EnterWriter"/>,
-        /// which takes the p2m's writer lock, so a native write is serialised with
-        /// <see cref="SetEntry"/>, type changes, altp2m propagation and reclamation. While the
-        /// scope is held (and only then): <see cref="WritesValidEntry"/>, <see cref="SetMaxMappedPfn"/>
-        /// (raise before publishing, restore if the write fails, as SetEntryLocked does) and,
-        /// after the native writer published its entry, <see cref="CompleteExternalSet"/>.</para>
+        /// which takes the locks a managed write of that GFN and order takes (the p2m lock shared
+        /// plus the GFN's 2 MiB-region stripe; exclusive for 1G or a marked path), so a native
+        /// write runs in parallel with writes of other regions and is serialised with writes of
+        /// its own region, 1G writes, type changes and view resets. While the scope is held (and
+        /// only then): <see cref="WritesValidEntry"/>, <see cref="RaiseMaxMappedPfn"/> before
+        /// publishing, then after the native writer published its entry
+        /// <see cref="CompleteExternalSet"/> and <see cref="NotePublished"/>, or
+        /// <see cref="FailedSet"/> if it failed (max_mapped_pfn is lowered exactly once no
+        /// writer is in flight, as SetEntryLocked does).</para>
         /// </remarks>
         internal static class NativeAccess
         {
@@ -185,37 +171,40 @@ namespace FastEpt
             // ---- Writers on a p2m -----------------------------------------------------------
 
             /// <summary>
-            /// Takes <paramref name="p2m"/>'s writer lock for a native write, as <see cref="SetEntry"/>
-            /// does; throws <see cref="ObjectDisposedException"/> (lock released) when the p2m is disposed.
+            /// Takes <paramref name="p2m"/>'s write locks for a native write of 2^<paramref name="order"/>
+            /// frames at <paramref name="gfn"/>, as <see cref="SetEntry"/> does; throws
+            /// <see cref="ObjectDisposedException"/> (nothing held) when the p2m is disposed.
             /// </summary>
-            internal static WriterScope EnterWriter(P2m p2m) => new WriterScope(p2m.EnterWriter());
+            internal static WriterScope EnterWriter(P2m p2m, ulong gfn, PageOrder order) => new WriterScope(p2m.EnterWrite(gfn, (int)order));
 
-            /// <summary>The writer lock, held until <see cref="Dispose"/>.</summary>
-            internal readonly ref struct WriterScope
+            /// <summary>The write locks, held until <see cref="Dispose"/>.</summary>
+            internal ref struct WriterScope
             {
-                private readonly OrderedLock.Scope _scope;
+                private WriteScope _scope;
 
-                internal WriterScope(OrderedLock.Scope scope) => _scope = scope;
+                internal WriterScope(WriteScope scope) => _scope = scope;
 
-                /// <summary>Releases the writer lock.</summary>
+                /// <summary>Releases the write locks (and lowers max_mapped_pfn after a failed write).</summary>
                 public void Dispose() => _scope.Dispose();
             }
 
-            /// <summary>Whether the (validated) write stores a valid entry, so <see cref="MaxMappedPfn"/> is raised first. Writer lock held.</summary>
+            /// <summary>Whether the (validated) write stores a valid entry, so <see cref="MaxMappedPfn"/> is raised first. Write locks held.</summary>
             internal static bool WritesValidEntry(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
                 => p2m.WritesValidEntry(gfn, mfn, order, type, access);
 
-            /// <summary>Sets <see cref="MaxMappedPfn"/> (raised before a write publishes, restored if it fails). Writer lock held.</summary>
-            internal static void SetMaxMappedPfn(P2m p2m, ulong value)
-            {
-                Debug.Assert(p2m._lock.IsHeldByCurrentThread);
-                p2m.MaxMappedPfn = value;
-            }
+            /// <summary>Raises <see cref="MaxMappedPfn"/> to at least <paramref name="last"/> before a write publishes. Write locks held.</summary>
+            internal static void RaiseMaxMappedPfn(P2m p2m, ulong last) => p2m.RaiseMaxMapped(last);
+
+            /// <summary>Records that a write published a valid entry ending at <paramref name="last"/>. Write locks held.</summary>
+            internal static void NotePublished(P2m p2m, ulong last) => p2m.NotePublished(last);
+
+            /// <summary>A write that raised <see cref="MaxMappedPfn"/> failed: it is lowered again once no writer is in flight. Write locks held.</summary>
+            internal static void FailedSet(P2m p2m) => p2m.LowerMaxAfterFailure();
 
             /// <summary>
             /// Records a published native write in the p2m's bookkeeping: <paramref name="linked"/> new
             /// table frames, the retired subtree (<see cref="Mfn.Invalid"/> for none) and the PoD change;
-            /// invalidates every <see cref="SoftTlb"/> over the p2m. Writer lock held.
+            /// invalidates every <see cref="SoftTlb"/> over the p2m. Write locks held.
             /// </summary>
             internal static void CompleteExternalSet(P2m p2m, ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
                 => p2m.CompleteExternalSet(linked, retiredTable, retiredLevel, podDelta);

@@ -225,18 +225,22 @@ namespace FastEpt
                 throw;
             }
 
+            foreach (ulong f in built)
+            {
+                _tables.Add(f);     // owned before reachable, as in SetEntryCore
+            }
+
             if (Interlocked.CompareExchange(ref slot, top, e) != e)
             {
+                foreach (ulong f in built)
+                {
+                    _tables.Remove(f);
+                }
+
                 FreeAll(built);
                 return false;
             }
 
-            foreach (ulong f in built)
-            {
-                _tables.Add(f);
-            }
-
-            Interlocked.Add(ref _tableFrameCountForReaders, built.Count);
 
             BumpTlbGeneration();
             return true;

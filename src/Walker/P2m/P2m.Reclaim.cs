@@ -53,7 +53,6 @@ namespace FastEpt
             _memory.ThrowIfDisposed();
             List<ulong> frames = new();
             Collect(table, level, frames);
-            Interlocked.Add(ref _tableFrameCountForReaders, -frames.Count);
             if (RetiredList().Add(frames, RetiredFrames.BatchFor(_tables.Count)))
             {
                 Volatile.Write(ref _reclaimDue, 1);

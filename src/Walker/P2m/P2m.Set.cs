@@ -27,32 +27,54 @@ namespace FastEpt
         /// would give write-without-read (nothing changed).</exception>
         /// <exception cref="InsufficientMemoryException">Host memory ran out for new tables; the live tree is untouched and nothing leaked.</exception>
         /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
-        /// <remarks>Thread-safe: writers are serialised; readers never wait.</remarks>
+        /// <remarks>Thread-safe. Writes of 4K and 2M entries in different 2 MiB regions run in
+        /// parallel (each holds the p2m lock shared and its region's stripe); writes in one region,
+        /// 1G writes and writes whose path carries a recalculation mark are serialised (the last
+        /// two under the p2m lock held exclusive). Readers never wait.</remarks>
         public void SetEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe = SuppressVe.Inherit)
         {
             ThrowIfDisposed();
             ValidateSet(gfn, mfn, order, type, access, suppressVe);
-            using OrderedLock.Scope s = _lock.Enter();
-            ThrowIfDisposed();
-            SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
+            WriteEntry(gfn, mfn, (int)order, type, access, suppressVe);
+        }
+
+        // A write of validated arguments with the locks it needs (P2m.Writers.cs): shared plus
+        // stripe, or exclusive when the order, a recalc mark or a pointer not in _tables asks for it.
+        internal void WriteEntry(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        {
+            using (WriteScope w = EnterWrite(gfn, order))
+            {
+                if (SetEntryLocked(gfn, mfn, order, type, access, suppressVe, mayEscalate: !w.Exclusive))
+                {
+                    return;
+                }
+            }
+
+            using WriteScope x = EnterExclusiveWrite();
+            SetEntryLocked(gfn, mfn, order, type, access, suppressVe, mayEscalate: false);
         }
 
         // Every write goes through here: the core write, then (host p2m of a domain with views)
-        // propagation with the host lock still held, as Xen does from ept_set_entry.
-        private void SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
+        // propagation with the host locks still held, as Xen does from ept_set_entry. False (only
+        // with mayEscalate) when the write needs the exclusive lock; nothing was changed.
+        private bool SetEntryLocked(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode, bool mayEscalate = false)
         {
             IHostChangeObserver? observer = _observer;
             if (observer is null)
             {
-                SetEntryCore(gfn, mfn, order, type, access, sveMode);
-                return;
+                return SetEntryCore(gfn, mfn, order, type, access, sveMode, mayEscalate);
             }
 
             _memory.ThrowIfDisposed();
             P2mEntry before = Lookup(gfn);
-            SetEntryCore(gfn, mfn, order, type, access, sveMode);
+            if (!SetEntryCore(gfn, mfn, order, type, access, sveMode, mayEscalate))
+            {
+                return false;
+            }
+
             bool namesFrame = mfn != Mfn.Invalid && type is not (P2mType.Invalid or P2mType.PopulateOnDemand);
             observer.OnHostChange(gfn, order, namesFrame ? mfn : Mfn.Invalid, type, access, before);
+            return true;
         }
 
         // Xen step 5: the new leaf, built from zero. Suppress-#VE is added by the caller.
@@ -96,29 +118,33 @@ namespace FastEpt
             return sve ? leaf | EptEntry.SuppressVeBit : leaf & ~EptEntry.SuppressVeBit;
         }
 
-        // Called with the writer lock held. Everything below the one slot that changes is built in
-        // frames no reader can reach; that slot is then published with one compare-exchange.
-        private void SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode)
+        // Called with the write locks held (HoldsWriter). Everything below the one slot that
+        // changes is built in frames no reader can reach; that slot is then published with one
+        // compare-exchange. False only with mayEscalate: a pointer not in _tables was met (a
+        // native writer of another region may not have recorded it yet), nothing was changed.
+        private bool SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode, bool mayEscalate)
         {
-            Debug.Assert(_lock.IsHeldByCurrentThread);
-            if (_marked)
+            Debug.Assert(HoldsWriter(gfn));
+            bool exclusive = _lock.IsHeldByCurrentThread;
+            if (_marked && exclusive)
             {
                 ResolveLocked(gfn);     // Xen's ept_set_entry: no recalc mark left above the new entry
             }
 
             _memory.ThrowIfDisposed();
+            InsideWrite?.Invoke(gfn, order);
             int target = order / EptEntry.TableOrder + 1;
             ulong leaf = BuildLeaf(gfn, mfn, order, type, access);
             bool newValid = IsValid(leaf);
             long newPod = newValid && type == P2mType.PopulateOnDemand ? 1L << order : 0;
-            long maxBefore = _maxMappedPfn;     // only writers change it, and they hold the lock
+            ulong last = gfn + (1UL << order) - 1;
             if (newValid)
             {
                 // Raised before the entry is published, so a reader that finds the entry never
                 // also finds max_mapped_pfn below it (FastEpt: only for entries that are valid).
-                // A failed set lowers it again: a reader that saw the raised value meanwhile
-                // only walked the tables instead of taking the shortcut.
-                RaiseMaxMapped(gfn + (1UL << order) - 1);
+                // A failed set lowers it again (LowerMaxAfterFailure): a reader that saw the
+                // raised value meanwhile only walked the tables instead of taking the shortcut.
+                RaiseMaxMapped(last);
             }
 
             while (true)
@@ -129,11 +155,19 @@ namespace FastEpt
                 {
                     ulong pte = Volatile.Read(ref TableSlot(table, gfn, level));
                     ulong child = (pte & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0 && _tables.Contains(child))
+                    if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
                     {
-                        table = child;
-                        level--;
-                        continue;
+                        if (_tables.Contains(child))
+                        {
+                            table = child;
+                            level--;
+                            continue;
+                        }
+
+                        if (mayEscalate)
+                        {
+                            return false;
+                        }
                     }
 
                     break;
@@ -146,12 +180,18 @@ namespace FastEpt
                     ulong word = WithSuppressVe(leaf, sveMode, old);
                     if (word == old)
                     {
-                        return;
+                        Published(newValid, last);
+                        return true;
                     }
 
                     ulong oldTable = (old & EptEntry.MfnMask) >> EptEntry.MfnShift;
-                    bool replacesTable = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0
-                                         && _tables.Contains(oldTable);
+                    bool oldIsPointer = level > 1 && (old & EptEntry.RwxMask) != 0 && (old & EptEntry.SuperPageBit) == 0;
+                    bool replacesTable = oldIsPointer && _tables.Contains(oldTable);
+                    if (oldIsPointer && !replacesTable && mayEscalate)
+                    {
+                        return false;
+                    }
+
                     long oldPod = replacesTable ? PodGfnsInTable(oldTable, level - 1) : PodGfnsInEntry(old, level);
                     if (Interlocked.CompareExchange(ref slot, word, old) != old)
                     {
@@ -166,14 +206,15 @@ namespace FastEpt
                     }
 
                     FastEptMetrics.CountWrite(0);
-                    Interlocked.Add(ref _podEntryCount, newPod - oldPod);
+                    AddPod(newPod - oldPod);
+                    Published(newValid, last);
                     if (replacesTable)
                     {
                         RetireSubtree(oldTable, level - 1);
                     }
 
                     TryReclaimLocked();
-                    return;
+                    return true;
                 }
 
                 // The walk stopped above the target: a superpage (or a valid not-present
@@ -181,7 +222,7 @@ namespace FastEpt
                 bool isLeaf = level <= 3 && IsValid(old) && ((old & EptEntry.RwxMask) == 0 || (old & EptEntry.SuperPageBit) != 0);
                 if (!isLeaf && !newValid)
                 {
-                    return;     // removing from a range that maps nothing: no tables to build
+                    return true;    // removing from a range that maps nothing: no tables to build
                 }
 
                 List<ulong> built = new();
@@ -202,14 +243,30 @@ namespace FastEpt
                 catch (InsufficientMemoryException)
                 {
                     FreeAll(built);
-                    Volatile.Write(ref _maxMappedPfn, maxBefore);
+                    if (newValid)
+                    {
+                        LowerMaxAfterFailure();
+                    }
+
                     throw;
                 }
 
-                if (Interlocked.CompareExchange(ref slot, top, old) != old)
+                // Owned before they are reachable: a writer of another region that meets the new
+                // pointer must find it in _tables (else it would take it for a foreign pointer).
+                foreach (ulong f in built)
                 {
+                    _tables.Add(f);
+                }
+
+                if (!Publish(ref slot, top, old))
+                {
+                    foreach (ulong f in built)
+                    {
+                        _tables.Remove(f);
+                    }
+
                     FreeAll(built);
-                    continue;
+                    continue;   // another region's writer (or the walker's A/D update) changed the slot
                 }
 
                 if ((old & EptEntry.RwxMask) != 0)
@@ -218,21 +275,68 @@ namespace FastEpt
                     BumpTlbGeneration();
                 }
 
-                foreach (ulong f in built)
-                {
-                    _tables.Add(f);
-                }
-
-                Interlocked.Add(ref _tableFrameCountForReaders, built.Count);
-
                 FastEptMetrics.CountWrite(isLeaf ? built.Count : 0);   // each table a split built replaced one superpage
 
                 // A split replaces only this GFN range's share of a PoD superpage.
                 long oldPodShare = isLeaf && TypeOf(old) == P2mType.PopulateOnDemand ? 1L << order : 0;
-                Interlocked.Add(ref _podEntryCount, newPod - oldPodShare);
+                AddPod(newPod - oldPodShare);
+                Published(newValid, last);
                 TryReclaimLocked();
+                return true;
+            }
+        }
+
+        private void Published(bool valid, ulong last)
+        {
+            if (valid)
+            {
+                NotePublished(last);
+            }
+        }
+
+        // The one compare-exchange that links a private subtree (PlantedWriterBug.TwoStepSplit:
+        // an empty table first, its slots after, which readers and other writers can see).
+        private bool Publish(ref ulong slot, ulong top, ulong old)
+        {
+            if (PlantedBug != PlantedWriterBug.TwoStepSplit || (old & EptEntry.RwxMask) == 0)
+            {
+                return Interlocked.CompareExchange(ref slot, top, old) == old;
+            }
+
+            Span<ulong> slots = _memory.DangerousTable((top & EptEntry.MfnMask) >> EptEntry.MfnShift);
+            ulong[] saved = slots.ToArray();
+            slots.Fill(EmptySlot);
+            if (Interlocked.CompareExchange(ref slot, top, old) != old)
+            {
+                saved.CopyTo(slots);
+                return false;
+            }
+
+            Thread.Yield();
+            for (int i = 0; i < saved.Length; i++)
+            {
+                Volatile.Write(ref slots[i], saved[i]);
+            }
+
+            return true;
+        }
+
+        private void AddPod(long delta)
+        {
+            if (delta == 0)
+            {
                 return;
             }
+
+            if (PlantedBug == PlantedWriterBug.RacyPodCount)
+            {
+                long v = Volatile.Read(ref _podEntryCount);
+                Thread.SpinWait(50);
+                Volatile.Write(ref _podEntryCount, v + delta);
+                return;
+            }
+
+            Interlocked.Add(ref _podEntryCount, delta);
         }
 
         private static long PodGfnsInEntry(ulong pte, int level)

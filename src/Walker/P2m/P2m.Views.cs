@@ -31,10 +31,13 @@ namespace FastEpt
             }
         }
 
-        /// <summary><see cref="SetEntry"/> for a caller that already holds this p2m's writer lock.</summary>
+        /// <summary>
+        /// <see cref="SetEntry"/> for a caller that already holds this p2m's write locks for
+        /// <paramref name="gfn"/> (<see cref="EnterWrite"/>: the region's stripe, or the exclusive lock).
+        /// </summary>
         internal void SetEntryHeld(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            Debug.Assert(_lock.IsHeldByCurrentThread);
+            Debug.Assert(HoldsWriter(gfn) && (order != PageOrder.Size1G || _lock.IsHeldByCurrentThread));
             ThrowIfDisposed();
             ValidateSet(gfn, mfn, order, type, access, suppressVe);
             SetEntryLocked(gfn, mfn, (int)order, type, access, suppressVe);
@@ -90,6 +93,8 @@ namespace FastEpt
             }
 
             Volatile.Write(ref _maxMappedPfn, 0);
+            Volatile.Write(ref _maxPublishedPfn, 0);
+            Volatile.Write(ref _maxLowerPending, 0);
             Volatile.Write(ref _podEntryCount, 0);
             if (changed)
             {

@@ -13,16 +13,22 @@ namespace FastEpt
     /// <remarks>
     /// <para><b>Concurrency.</b> Readers (<see cref="Translate"/>, <see cref="TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/>,
     /// <see cref="GetEntry"/> without populate) take no lock and read every entry exactly once,
-    /// from any number of threads. Writers (<see cref="SetEntry"/>, populate-on-demand) are
-    /// serialised by one writer lock per p2m. A writer builds every new entry and every new
+    /// from any number of threads. Writers of 4K and 2M entries (<see cref="SetEntry"/>,
+    /// populate-on-demand, the log-dirty write fault) run in parallel when their GFNs lie in
+    /// different 2 MiB regions: each holds the p2m lock shared plus its region's stripe lock.
+    /// 1G writes and whole-p2m operations (global type change, range operations, view reset,
+    /// <see cref="Dispose"/>) hold the p2m lock exclusive. A writer builds every new entry and every new
     /// subtree in unpublished memory and publishes it with a single 64-bit compare-exchange on
-    /// one slot, so a reader sees either the old or the new state, never a mix or a hole. The
-    /// only other writes to live slots are the walker's accessed/dirty updates (atomic OR), which
-    /// is why writers compare-exchange against their snapshot and rebuild if it changed.</para>
+    /// one slot, so a reader sees either the old or the new state, never a mix or a hole; a writer
+    /// whose compare-exchange lost (to a writer of another region, or to the walker's
+    /// accessed/dirty update) frees what it built and walks again. A table is only ever unlinked
+    /// by the holder of its region's stripe (2M) or under the exclusive lock (1G), so no write can
+    /// land in an unlinked table.</para>
     /// <para><b>Reclamation.</b> A subtree replaced by a superpage is unlinked first and its
     /// frames are returned to host memory only once no reader can still be inside it
     /// (epoch-based reclamation, see <c>Internal/Epoch.cs</c>).</para>
-    /// <para><b>Lock order.</b> p2m writer lock (rank 16), then the PoD cache lock (48), then
+    /// <para><b>Lock order.</b> p2m lock (rank 16), then a region stripe (24; 44 in an altp2m
+    /// view), then the PoD cache lock (48), then
     /// host memory's allocator lock (56). No lock is held while guest memory is
     /// translated or copied on a reader's behalf.</para>
     /// </remarks>
@@ -33,7 +39,7 @@ namespace FastEpt
 
         private readonly HostMemory _memory;
         private readonly OrderedLock _lock;
-        private readonly HashSet<ulong> _tables = new();                // owned table frames, root included
+        private readonly TableSet _tables;                              // owned table frames, root included
         private readonly ulong _rootMfn;
         private readonly int _levels;
         private readonly int _addressBits;
@@ -58,6 +64,7 @@ namespace FastEpt
         private readonly ulong _tableLimit;        // first HPA past host memory: a pointer field at or above it names no frame
 
         private long _maxMappedPfn;
+        private long _maxPublishedPfn;     // the highest GFN a successful write published a valid entry for
         private long _podEntryCount;
         private volatile bool _disposed;
 
@@ -78,6 +85,7 @@ namespace FastEpt
         {
             ArgumentNullException.ThrowIfNull(memory);
             _lock = new OrderedLock(lockRank, lockName);
+            _stripes = CreateStripes(lockRank == OrderedLock.P2mRank ? OrderedLock.P2mStripeRank : OrderedLock.AltP2mViewStripeRank, lockName);
             P2mOptions o = (options ?? new P2mOptions()).Clone();
             o.Validate(nameof(options));
             _memory = memory;
@@ -106,10 +114,10 @@ namespace FastEpt
             _fastPointerMask = high | 0xF8 | 1;
             _tableLimit = (ulong)memory.FrameCount << EptEntry.PageBits;
 
+            _tables = new TableSet(_frameCount);
             Pod = new PodCache(memory);
             _rootMfn = memory.AllocateFrame();   // zeroed: the root is not pre-filled (docs/model/ept.md §1.2)
             _tables.Add(_rootMfn);
-            _tableFrameCountForReaders = 1;
             RegisterForTlbInvalidation(this);
         }
 
@@ -152,14 +160,11 @@ namespace FastEpt
         public long PodEntryCount => Volatile.Read(ref _podEntryCount);
 
         /// <summary>Number of table frames in the live hierarchy, the root included.</summary>
-        public long TableFrameCount
-        {
-            get
-            {
-                using OrderedLock.Scope s = _lock.Enter();
-                return _tables.Count;
-            }
-        }
+        /// <remarks>Lock-free: exact whenever no write is in flight, else the count of some moment during it.</remarks>
+        public long TableFrameCount => _tables.Count;
+
+        /// <summary>The table count without a lock, for the batch walkers' path choice.</summary>
+        internal long TableCountRelaxed => _tables.Count;
 
         /// <summary>
         /// Returns every table frame (live and pending reclaim) to host memory. No other call may
@@ -184,7 +189,6 @@ namespace FastEpt
             {
                 // The frames went with the host memory; nothing to give back.
                 _tables.Clear();
-                Volatile.Write(ref _tableFrameCountForReaders, 0);
                 DisposeRetired();
                 return;
             }
@@ -195,7 +199,6 @@ namespace FastEpt
             }
 
             _tables.Clear();
-            Volatile.Write(ref _tableFrameCountForReaders, 0);
             DisposeRetired();
         }
 

@@ -25,7 +25,13 @@ namespace FastEpt.Tests.Guest
             {
                 hookRuns++;
                 readersSeenInHook = hostLock.Readers;
-                writer = Task.Run(() => g.Domain.HostP2m.SetEntry(0x300, spareMfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
+                // A 4K write holds the host lock shared (parallel writers), so the queued writer is
+                // an operation that takes it exclusive (ResolveMisconfig), followed by the write.
+                writer = Task.Run(() =>
+                {
+                    g.Domain.HostP2m.ResolveMisconfig(0x300);
+                    g.Domain.HostP2m.SetEntry(0x300, spareMfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+                });
                 var sw = System.Diagnostics.Stopwatch.StartNew();
                 while (hostLock.WritersWaiting == 0)
                 {
