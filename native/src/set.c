@@ -8,7 +8,7 @@
  * Everything below the one live slot that changes (missing tables, a split superpage) is
  * built in frames taken from the caller's pool, which no reader can reach yet; the slot is
  * then published with one compare-exchange. The only other writers of live slots are walkers
- * setting A/D flags (atomic OR), so a failed compare-exchange means "rebuild from a fresh read".
+ * setting A/D flags (by compare-exchange against the value the walk read), so a failed compare-exchange means "rebuild from a fresh read".
  *
  * "Table frames owned by the p2m" (the managed _tables set) has no equivalent here: a present
  * non-superpage entry above level 1 is followed, retired or counted iff its frame is inside

@@ -15,6 +15,9 @@ namespace FastEpt
         /// </summary>
         internal Action? AfterFastPathFailed { get; set; }
 
+        /// <summary>Tests only: runs on the fast path after the translation, before the reference is taken.</summary>
+        internal Action? BeforeReference { get; set; }
+
         /// <summary>
         /// Finds the host frame behind a guest linear address for an access the hypervisor makes on
         /// the guest's behalf (copying to or from guest memory), and takes a reference on it so
@@ -73,6 +76,7 @@ namespace FastEpt
                         ulong gfn = fast.Gpa >> EptEntry.PageBits;
                         P2mEntry e = ept.GetEntry(gfn);
                         ulong mfn = fast.Hpa >> EptEntry.PageBits;
+                        BeforeReference?.Invoke();
                         GuestPage page = Referenced(fast, fast.Gpa, mfn, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
                         if (page.Status != GuestPageStatus.Ok || StillMaps(ept.GetEntry(gfn), mfn, e))
                         {

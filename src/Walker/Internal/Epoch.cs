@@ -47,7 +47,6 @@ namespace FastEpt.Internal
         private static long s_global = 1;
         private static ReaderSlot[] s_slots = [];
         private static int s_nextTag;
-        private static readonly OrderedLock s_registryLock = new(OrderedLock.EpochRegistryRank, "epoch registry");
         private static NativeSlots? s_native;
 
         // The slot itself, for the hot path (one thread-static load, no dereference of the
@@ -212,44 +211,51 @@ namespace FastEpt.Internal
             buffer[n++] = s;
         }
 
+        // A thread's first read claims a slot without a lock (readers never lock): a free slot is
+        // claimed by compare-exchange on its in-use word, else a new slot is appended by a
+        // compare-exchange of the whole array, retried if another thread appended meanwhile.
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static ReaderSlot Register()
         {
-            using (s_registryLock.Enter())
+            ReaderSlot? slot = null;
+            while (true)
             {
-                ReaderSlot? slot = null;
-                foreach (ReaderSlot s in s_slots)
+                ReaderSlot[] current = Volatile.Read(ref s_slots);
+                foreach (ReaderSlot s in current)
                 {
-                    if (!s.InUse)
+                    if (s.TryClaim())
                     {
                         slot = s;
                         break;
                     }
                 }
 
-                if (slot is null)
+                if (slot is not null)
                 {
-                    slot = new ReaderSlot();
-                    ReaderSlot[] grown = new ReaderSlot[s_slots.Length + 1];
-                    s_slots.CopyTo(grown, 0);
-                    grown[^1] = slot;
-                    Volatile.Write(ref s_slots, grown);
+                    break;
                 }
 
-                slot.InUse = true;
-                t_owner = new SlotOwner(slot);
-                t_slot = slot;
-                return slot;
+                var fresh = new ReaderSlot();
+                fresh.TryClaim();
+                ReaderSlot[] grown = new ReaderSlot[current.Length + 1];
+                current.CopyTo(grown, 0);
+                grown[^1] = fresh;
+                if (Interlocked.CompareExchange(ref s_slots, grown, current) == current)
+                {
+                    slot = fresh;
+                    break;
+                }
             }
+
+            t_owner = new SlotOwner(slot);
+            t_slot = slot;
+            return slot;
         }
 
         private static void Unregister(ReaderSlot slot)
         {
-            using (s_registryLock.Enter())
-            {
-                Volatile.Write(ref slot.Value, 0);
-                slot.InUse = false;
-            }
+            Volatile.Write(ref slot.Value, 0);
+            slot.Release();
         }
 
         /// <summary>One open section as a scan saw it.</summary>
@@ -266,7 +272,16 @@ namespace FastEpt.Internal
             public int Tag;         // the p2m the section is in (AnyTag: any); meaningful while Value != 0
 
             [FieldOffset(128)]
-            public bool InUse;
+            private int _inUse;     // 1 while a thread owns the slot
+
+            /// <summary>Whether a live thread owns this slot.</summary>
+            public bool InUse => Volatile.Read(ref _inUse) != 0;
+
+            /// <summary>Claims the slot for the calling thread; false if another thread owns it.</summary>
+            public bool TryClaim() => Volatile.Read(ref _inUse) == 0 && Interlocked.CompareExchange(ref _inUse, 1, 0) == 0;
+
+            /// <summary>Gives the slot back (its thread died).</summary>
+            public void Release() => Volatile.Write(ref _inUse, 0);
         }
 
         // The native library's slot array: `count` int64 epochs, `stride` bytes apart, the epoch

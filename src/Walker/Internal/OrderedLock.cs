@@ -16,7 +16,7 @@ namespace FastEpt.Internal
     /// held), view stripes 44 (between a view and PoD). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
     /// dirty log 54, epoch reclaimer 55 (a pass frees frames while held), retired frames 57 and
-    /// reclaim queue 58 (leaves), vCPU pause 60, software-TLB registry 62, epoch registry 64. Every lock in FastEpt is one of
+    /// reclaim queue 58 (leaves), vCPU pause 60, software-TLB registry 62. Every lock in FastEpt is one of
     /// these. No lock is held across a call that translates or copies guest memory (docs/model/mem-access.md §5.4):
     /// <see cref="AssertNoneHeld"/> guards every guest-memory accessor.</para>
     /// <para>Writer preference is deliberate: it is the lock shape that turned Xen's recursive
@@ -42,7 +42,6 @@ namespace FastEpt.Internal
         public const int ReclaimQueueRank = 58;    // the reclaimer's list of p2ms with frames pending (leaf)
         public const int VcpuPauseRank = 60;
         public const int TlbRegistryRank = 62;
-        public const int EpochRegistryRank = 64;
 
         private const int WriterHeld = 1 << 30;     // _state when a writer owns the lock; else the reader count
         private const int SpinsBeforeSleep = 32;

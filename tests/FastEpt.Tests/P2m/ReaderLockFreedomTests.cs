@@ -100,6 +100,63 @@ namespace FastEpt.Tests.P2mTests
             Assert.True(blocked.Count == 0, "readers that waited for a lock:\n" + string.Join("\n", blocked));
         }
 
+        [Fact]
+        public void FirstReadOfAFreshThread_CompletesWhileAnyLockIsHeldExclusively()
+        {
+            // A thread's first read claims its reclamation slot (and its metric counters): that
+            // claim must not wait for a lock either, whichever lock another thread holds.
+            using var memory = new HostMemory(16L << 20);
+            using var p2m = new P2m(memory);
+            ulong mfn = memory.AllocateFrame();
+            p2m.SetEntry(0x42, mfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            var native = new NativeWalker(p2m);
+            var locks = new List<(string Name, OrderedLock Lock)>();
+            foreach (object owner in new object[] { p2m, p2m.Pod, memory })
+            {
+                locks.AddRange(InstanceLocks(owner));
+            }
+
+            locks.AddRange(StaticLocks());
+            var blocked = new List<string>();
+            foreach ((string lockName, OrderedLock held) in locks)
+            {
+                var taken = new ManualResetEventSlim();
+                var release = new ManualResetEventSlim();
+                var holder = new Thread(() =>
+                {
+                    using (held.Enter())
+                    {
+                        taken.Set();
+                        release.Wait();
+                    }
+                })
+                { IsBackground = true, Name = "lock holder" };
+                holder.Start();
+                Assert.True(taken.Wait(TimeSpan.FromSeconds(10)), $"could not take {lockName}");
+                EptTranslation managed = default, viaNative = default;
+                var fresh = new Thread(() =>
+                {
+                    managed = p2m.Translate(0x42_010, AccessKind.Read);
+                    viaNative = native.Translate(0x42_010, AccessKind.Read);
+                })
+                { IsBackground = true, Name = "fresh reader" };
+                fresh.Start();
+                bool finished = fresh.Join(s_watchdog);
+                release.Set();
+                if (!finished)
+                {
+                    blocked.Add($"a fresh thread's first read blocked while {lockName} was held");
+                    Assert.True(fresh.Join(TimeSpan.FromSeconds(60)), $"the fresh reader never finished after {lockName} was released");
+                }
+
+                Assert.True(holder.Join(TimeSpan.FromSeconds(10)), $"the holder of {lockName} did not finish");
+                Assert.Equal((mfn << 12) | 0x10, managed.Hpa);
+                Assert.Equal(managed, viaNative);
+            }
+
+            Assert.True(blocked.Count == 0, string.Join("\n", blocked));
+        }
+
         private static void Ok(EptTranslation t) => Assert.Equal(EptStatus.Ok, t.Status);
 
         private static void Batch(int written, int n, EptTranslation[] results)
@@ -129,7 +186,7 @@ namespace FastEpt.Tests.P2mTests
             }
         }
 
-        // Every static OrderedLock of the library (the TLB registry, the epoch registry, ...).
+        // Every static OrderedLock of the library (the TLB registry, the reclaimer's locks, ...).
         private static IEnumerable<(string, OrderedLock)> StaticLocks()
         {
             foreach (Type t in typeof(P2m).Assembly.GetTypes().Where(t => !t.ContainsGenericParameters))
