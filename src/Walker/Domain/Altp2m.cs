@@ -30,7 +30,7 @@ namespace FastEpt
 
         private readonly Domain _domain;
         private readonly P2m _host;
-        private readonly OrderedLock _listLock = new(OrderedLock.AltP2mListRank, "altp2m list");
+        private readonly OrderedLock _listLock = new(OrderedLock.AltP2mListRank, "altp2m list", distributedReaders: true);   // every fault reads it
         private readonly ViewState[] _views;     // [0] unused: view 0 is the host
         private int _activeCount;
 

@@ -20,14 +20,18 @@ namespace FastEpt
         // serialises harvests and the clearing on enable.
         private readonly OrderedLock _dirtyLock = new(OrderedLock.DirtyLogRank, "dirty log");
         private readonly ConcurrentDictionary<ulong, ulong[]> _dirty = new();
-        private long _dirtyCount;
+        // The count of marked GFNs, spread over padded counters by thread-id class so that write
+        // faults on different cores do not bounce one cache line; the count is their sum (a
+        // harvest subtracts what it took from its own counter, so one may go negative).
+        private const int CountSlots = 16, CountStride = 16;   // 16 longs = 128 bytes apart
+        private readonly long[] _dirtyCounts = new long[(CountSlots + 1) * CountStride];
         private volatile bool _logDirty;
 
         /// <summary>True between <see cref="EnableLogDirty"/> and <see cref="DisableLogDirty"/>.</summary>
         public bool LogDirtyEnabled => _logDirty;
 
         /// <summary>GFNs marked dirty and not yet harvested.</summary>
-        public long DirtyPageCount => Interlocked.Read(ref _dirtyCount);
+        public long DirtyPageCount => DirtyCountSum();
 
         /// <summary>
         /// Starts log-dirty mode (live-migration style): the dirty log is cleared and every RamRw
@@ -47,7 +51,11 @@ namespace FastEpt
             using (_dirtyLock.Enter())
             {
                 _dirty.Clear();
-                Interlocked.Exchange(ref _dirtyCount, 0);
+                for (int i = 1; i <= CountSlots; i++)
+                {
+                    Interlocked.Exchange(ref _dirtyCounts[i * CountStride], 0);
+                }
+
             }
 
             _logDirty = true;
@@ -95,8 +103,22 @@ namespace FastEpt
             ulong bit = 1UL << (i & 63);
             if ((Volatile.Read(ref bits[i >> 6]) & bit) == 0 && (Interlocked.Or(ref bits[i >> 6], bit) & bit) == 0)
             {
-                Interlocked.Increment(ref _dirtyCount);
+                Interlocked.Increment(ref _dirtyCounts[CountIndex()]);
             }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static int CountIndex() => ((Environment.CurrentManagedThreadId & (CountSlots - 1)) + 1) * CountStride;
+
+        private long DirtyCountSum()
+        {
+            long total = 0;
+            for (int i = 1; i <= CountSlots; i++)
+            {
+                total += Volatile.Read(ref _dirtyCounts[i * CountStride]);
+            }
+
+            return total;
         }
 
         /// <summary>
@@ -110,7 +132,7 @@ namespace FastEpt
             ulong[] result;
             using (_dirtyLock.Enter())
             {
-                var list = new List<ulong>((int)Math.Min(Interlocked.Read(ref _dirtyCount), int.MaxValue));
+                var list = new List<ulong>((int)Math.Clamp(DirtyCountSum(), 0, int.MaxValue));
                 var chunks = new List<ulong>(_dirty.Keys);
                 chunks.Sort();
                 foreach (ulong chunk in chunks)
@@ -130,7 +152,7 @@ namespace FastEpt
                     }
                 }
 
-                Interlocked.Add(ref _dirtyCount, -list.Count);
+                Interlocked.Add(ref _dirtyCounts[CountIndex()], -list.Count);
                 result = list.ToArray();
             }
 

@@ -45,6 +45,8 @@ namespace FastEpt.Internal
 
         private const int WriterHeld = 1 << 30;     // _state when a writer owns the lock; else the reader count
         private const int SpinsBeforeSleep = 32;
+        private const int ReaderSlots = 16;         // distributed read side: counters, one per thread-id class
+        private const int ReaderStride = 32;        // ints between two counters (128 bytes: no false sharing)
 
 #if DEBUG
         public static bool CheckOrder = true;
@@ -63,10 +65,23 @@ namespace FastEpt.Internal
         private int _sleepers;
         private int _owner;            // managed thread id of the writer, 0 when none
 
-        public OrderedLock(int rank, string name)
+        // Distributed read side (locks that many threads take shared at once, such as a p2m's
+        // lock under parallel region writers): each reader counts itself in the counter of its
+        // thread-id class instead of in _state, so readers on different cores do not bounce one
+        // cache line between them. A writer then sets _state to WriterHeld first (new readers
+        // see it and wait) and waits for every counter to drain. Reader: increment, then look
+        // at _state; writer: set _state, then look at the counters; both steps are full fences,
+        // so at least one of the two sees the other.
+        private readonly int[]? _readerCounts;
+
+        public OrderedLock(int rank, string name, bool distributedReaders = false)
         {
             Rank = rank;
             Name = name;
+            if (distributedReaders)
+            {
+                _readerCounts = new int[(ReaderSlots + 1) * ReaderStride];
+            }
         }
 
         public int Rank { get; }
@@ -85,6 +100,11 @@ namespace FastEpt.Internal
         {
             get
             {
+                if (_readerCounts is not null)
+                {
+                    return ReaderTotal();
+                }
+
                 int s = Volatile.Read(ref _state);
                 return s == WriterHeld ? 0 : s;
             }
@@ -121,6 +141,11 @@ namespace FastEpt.Internal
             }
 
             Volatile.Write(ref _owner, Environment.CurrentManagedThreadId);
+            if (_readerCounts is not null && ReaderTotal() != 0)
+            {
+                WaitForReadersToDrain();
+            }
+
             return new Scope(this, tracked, read: false);
         }
 
@@ -144,6 +169,27 @@ namespace FastEpt.Internal
 
         private bool TryEnterRead()
         {
+            int[]? counts = _readerCounts;
+            if (counts is not null)
+            {
+                if (Volatile.Read(ref _state) != 0 || Volatile.Read(ref _writersWaiting) != 0)
+                {
+                    return false;
+                }
+
+                ref int mine = ref counts[ReaderIndex()];
+                Interlocked.Increment(ref mine);
+                if (Volatile.Read(ref _state) == 0 && Volatile.Read(ref _writersWaiting) == 0)
+                {
+                    return true;
+                }
+
+                // A writer came meanwhile: step back (it may be waiting for this counter).
+                Interlocked.Decrement(ref mine);
+                Wake();
+                return false;
+            }
+
             int s = Volatile.Read(ref _state);
             return s < WriterHeld - 1 && Volatile.Read(ref _writersWaiting) == 0
                    && Interlocked.CompareExchange(ref _state, s + 1, s) == s;
@@ -168,6 +214,40 @@ namespace FastEpt.Internal
         }
 
         private void EnterReadSlow() => Acquire(static l => l.TryEnterRead());
+
+        // The writer owns _state; readers that came before it leave one by one.
+        private void WaitForReadersToDrain()
+        {
+            Interlocked.Increment(ref _writersWaiting);
+            try
+            {
+                Acquire(static l => l.ReaderTotal() == 0);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _writersWaiting);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static int ReaderIndex() => ((Environment.CurrentManagedThreadId & (ReaderSlots - 1)) + 1) * ReaderStride;
+
+        private int ReaderTotal()
+        {
+            int[]? counts = _readerCounts;
+            if (counts is null)
+            {
+                return 0;
+            }
+
+            int total = 0;
+            for (int i = 1; i <= ReaderSlots; i++)
+            {
+                total += Volatile.Read(ref counts[i * ReaderStride]);
+            }
+
+            return total;
+        }
 
         // Spin briefly, then sleep on the gate. A sleeper registers (interlocked) before its last
         // try; a releaser changes the state (interlocked) before it looks for sleepers, so one of
@@ -249,7 +329,17 @@ namespace FastEpt.Internal
 
             if (read)
             {
-                if (Interlocked.Decrement(ref _state) == 0)
+                int[]? counts = _readerCounts;
+                if (counts is not null)
+                {
+                    // Full fence, then: a writer that set _state may be waiting for this counter.
+                    Interlocked.Decrement(ref counts[ReaderIndex()]);
+                    if (Volatile.Read(ref _state) != 0)
+                    {
+                        Wake();
+                    }
+                }
+                else if (Interlocked.Decrement(ref _state) == 0)
                 {
                     Wake();
                 }

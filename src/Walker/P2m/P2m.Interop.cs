@@ -42,7 +42,7 @@ namespace FastEpt
 
             if (podDelta != 0)
             {
-                Interlocked.Add(ref _podEntryCount, podDelta);
+                Interlocked.Add(ref _hot.PodEntryCount, podDelta);
             }
 
             if (retiredTable != Mfn.Invalid && retiredLevel >= 1)

@@ -16,7 +16,6 @@ namespace FastEpt
         // p2m's frees (and a reader elsewhere none of them).
         private readonly int _readerTag = Epoch.NewTag();
         private RetiredFrames? _retired;    // created on the first retire
-        private int _reclaimDue;            // 1: a retire found a batch pending; the write ends with a pass
 
         /// <summary>The tag this p2m's read sections publish (tests park readers with it).</summary>
         internal int ReaderTag => _readerTag;
@@ -55,7 +54,7 @@ namespace FastEpt
             Collect(table, level, frames);
             if (RetiredList().Add(frames, RetiredFrames.BatchFor(_tables.Count)))
             {
-                Volatile.Write(ref _reclaimDue, 1);
+                Volatile.Write(ref _hot.ReclaimDue, 1);
             }
         }
 
@@ -100,7 +99,7 @@ namespace FastEpt
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void TryReclaimLocked()
         {
-            if (Volatile.Read(ref _reclaimDue) != 0 && Interlocked.Exchange(ref _reclaimDue, 0) != 0)
+            if (Volatile.Read(ref _hot.ReclaimDue) != 0 && Interlocked.Exchange(ref _hot.ReclaimDue, 0) != 0)
             {
                 Reclaimer.Pass();
             }
@@ -111,7 +110,7 @@ namespace FastEpt
         // stays with the process-wide reclaimer, which frees it on any later pass.
         private void ReclaimRetiredNow()
         {
-            Volatile.Write(ref _reclaimDue, 0);
+            Volatile.Write(ref _hot.ReclaimDue, 0);
             Reclaimer.Pass();
         }
 

@@ -330,13 +330,13 @@ namespace FastEpt
 
             if (PlantedBug == PlantedWriterBug.RacyPodCount)
             {
-                long v = Volatile.Read(ref _podEntryCount);
+                long v = Volatile.Read(ref _hot.PodEntryCount);
                 Thread.SpinWait(50);
-                Volatile.Write(ref _podEntryCount, v + delta);
+                Volatile.Write(ref _hot.PodEntryCount, v + delta);
                 return;
             }
 
-            Interlocked.Add(ref _podEntryCount, delta);
+            Interlocked.Add(ref _hot.PodEntryCount, delta);
         }
 
         private static long PodGfnsInEntry(ulong pte, int level)
@@ -431,10 +431,10 @@ namespace FastEpt
 
         private void RaiseMaxMapped(ulong last)
         {
-            long current = Volatile.Read(ref _maxMappedPfn);
+            long current = Volatile.Read(ref _hot.MaxMappedPfn);
             while ((ulong)current < last)
             {
-                long seen = Interlocked.CompareExchange(ref _maxMappedPfn, (long)last, current);
+                long seen = Interlocked.CompareExchange(ref _hot.MaxMappedPfn, (long)last, current);
                 if (seen == current)
                 {
                     return;

@@ -13,7 +13,6 @@ namespace FastEpt
     public sealed partial class P2m
     {
         // Only ever increases (Interlocked.Increment).
-        private long _tlbGeneration;
 
         // Every p2m ever created and still alive, for all-context invalidation. Weak: a p2m
         // nobody references can have no TLB that looks up through it.
@@ -73,7 +72,7 @@ namespace FastEpt
         internal long TlbGeneration
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => Volatile.Read(ref _tlbGeneration);
+            get => Volatile.Read(ref _hot.TlbGeneration);
         }
 
         /// <summary>Whether walks set accessed/dirty flags (<see cref="P2mOptions.AccessDirty"/> at creation).</summary>
@@ -81,7 +80,27 @@ namespace FastEpt
 
         // Called after the store that made an old translation stale has been published (a full
         // fence), so a reader that sees the new generation also sees the new tables.
-        private void BumpTlbGeneration() => Interlocked.Increment(ref _tlbGeneration);
+        // With no SoftTlb attached there is nothing to invalidate, and the bump (a write every
+        // region writer would make to one shared line) is skipped. Ordering: the writer's publish
+        // (a full fence) comes before its read of TlbAttached; AttachTlb (a full fence) comes
+        // before the new TLB's first generation read and fill. A writer that read 0 published
+        // before the attach, so every fill the TLB makes already sees the new entry.
+        private void BumpTlbGeneration()
+        {
+            if (Volatile.Read(ref _hot.TlbAttached) != 0)
+            {
+                Interlocked.Increment(ref _hot.TlbGeneration);
+            }
+        }
+
+        /// <summary>Called by a <see cref="SoftTlb"/> before it first reads the generation.</summary>
+        internal void AttachTlb()
+        {
+            if (Volatile.Read(ref _hot.TlbAttached) == 0)
+            {
+                Interlocked.Exchange(ref _hot.TlbAttached, 1);
+            }
+        }
 
         /// <summary>
         /// For a TLB fill after a successful <see cref="Translate"/>: re-reads the path to the leaf

@@ -92,10 +92,10 @@ namespace FastEpt
                 }
             }
 
-            Volatile.Write(ref _maxMappedPfn, 0);
-            Volatile.Write(ref _maxPublishedPfn, 0);
-            Volatile.Write(ref _maxLowerPending, 0);
-            Volatile.Write(ref _podEntryCount, 0);
+            Volatile.Write(ref _hot.MaxMappedPfn, 0);
+            Volatile.Write(ref _hot.MaxPublishedPfn, 0);
+            Volatile.Write(ref _hot.MaxLowerPending, 0);
+            Volatile.Write(ref _hot.PodEntryCount, 0);
             if (changed)
             {
                 BumpTlbGeneration();

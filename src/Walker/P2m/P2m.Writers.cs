@@ -19,7 +19,6 @@ namespace FastEpt
         private const int RegionOrder = 9;          // a stripe covers whole 2 MiB regions
 
         private readonly OrderedLock[] _stripes;
-        private int _maxLowerPending;               // a shared-mode write failed after raising max_mapped_pfn
 
         /// <summary>Tests only: a deliberate writer bug, to show the concurrency tests catch it.</summary>
         internal PlantedWriterBug PlantedBug { get; set; }
@@ -125,10 +124,10 @@ namespace FastEpt
         // max_mapped_pfn after a successful publish of a valid entry ending at `last`.
         private void NotePublished(ulong last)
         {
-            long current = Volatile.Read(ref _maxPublishedPfn);
+            long current = Volatile.Read(ref _hot.MaxPublishedPfn);
             while ((ulong)current < last)
             {
-                long seen = Interlocked.CompareExchange(ref _maxPublishedPfn, (long)last, current);
+                long seen = Interlocked.CompareExchange(ref _hot.MaxPublishedPfn, (long)last, current);
                 if (seen == current)
                 {
                     return;
@@ -145,21 +144,21 @@ namespace FastEpt
         {
             if (_lock.IsHeldByCurrentThread)
             {
-                Volatile.Write(ref _maxLowerPending, 0);
-                Volatile.Write(ref _maxMappedPfn, Volatile.Read(ref _maxPublishedPfn));
+                Volatile.Write(ref _hot.MaxLowerPending, 0);
+                Volatile.Write(ref _hot.MaxMappedPfn, Volatile.Read(ref _hot.MaxPublishedPfn));
             }
             else
             {
-                Volatile.Write(ref _maxLowerPending, 1);
+                Volatile.Write(ref _hot.MaxLowerPending, 1);
             }
         }
 
         private void SettleMaxMapped()
         {
             using OrderedLock.Scope s = _lock.Enter();
-            if (Interlocked.Exchange(ref _maxLowerPending, 0) != 0)
+            if (Interlocked.Exchange(ref _hot.MaxLowerPending, 0) != 0)
             {
-                Volatile.Write(ref _maxMappedPfn, Volatile.Read(ref _maxPublishedPfn));
+                Volatile.Write(ref _hot.MaxMappedPfn, Volatile.Read(ref _hot.MaxPublishedPfn));
             }
         }
 
@@ -191,7 +190,7 @@ namespace FastEpt
                 _outer.Dispose();
                 _stripe = default;
                 _outer = default;
-                if (_p2m is not null && Volatile.Read(ref _p2m._maxLowerPending) != 0)
+                if (_p2m is not null && Volatile.Read(ref _p2m._hot.MaxLowerPending) != 0)
                 {
                     _p2m.SettleMaxMapped();
                 }

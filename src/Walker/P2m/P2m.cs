@@ -63,9 +63,6 @@ namespace FastEpt
         private readonly ulong _fastLeafMask;      // fast path: bits 51:MAXPHYADDR and r; a plain readable PTE has exactly r
         private readonly ulong _tableLimit;        // first HPA past host memory: a pointer field at or above it names no frame
 
-        private long _maxMappedPfn;
-        private long _maxPublishedPfn;     // the highest GFN a successful write published a valid entry for
-        private long _podEntryCount;
         private volatile bool _disposed;
 
         /// <summary>Creates an empty hierarchy (one zeroed root table) in <paramref name="memory"/>.</summary>
@@ -84,7 +81,7 @@ namespace FastEpt
         internal P2m(HostMemory memory, P2mOptions? options, int lockRank, string lockName)
         {
             ArgumentNullException.ThrowIfNull(memory);
-            _lock = new OrderedLock(lockRank, lockName);
+            _lock = new OrderedLock(lockRank, lockName, distributedReaders: true);   // region writers and GetPageFromGva share it from every vCPU
             _stripes = CreateStripes(lockRank == OrderedLock.P2mRank ? OrderedLock.P2mStripeRank : OrderedLock.AltP2mViewStripeRank, lockName);
             P2mOptions o = (options ?? new P2mOptions()).Clone();
             o.Validate(nameof(options));
@@ -152,12 +149,12 @@ namespace FastEpt
         /// <summary>The highest GFN any valid entry was ever written for (Xen's <c>max_mapped_pfn</c>; never lowered).</summary>
         public ulong MaxMappedPfn
         {
-            get => (ulong)Volatile.Read(ref _maxMappedPfn);
-            internal set => Volatile.Write(ref _maxMappedPfn, (long)value);
+            get => (ulong)Volatile.Read(ref _hot.MaxMappedPfn);
+            internal set => Volatile.Write(ref _hot.MaxMappedPfn, (long)value);
         }
 
         /// <summary>Number of GFNs currently marked populate-on-demand (Xen's <c>pod.entry_count</c>).</summary>
-        public long PodEntryCount => Volatile.Read(ref _podEntryCount);
+        public long PodEntryCount => Volatile.Read(ref _hot.PodEntryCount);
 
         /// <summary>Number of table frames in the live hierarchy, the root included.</summary>
         /// <remarks>Lock-free: exact whenever no write is in flight, else the count of some moment during it.</remarks>

@@ -117,6 +117,7 @@ namespace FastEpt
             }
 
             _p2m = p2m;
+            p2m.AttachTlb();     // before the first generation read: from now on every write that must invalidate bumps it
             _accessDirty = p2m.AccessDirtyEnabled;
             _gpaLimit = p2m.GpaLimit;
             _minCapacity = minCapacity;

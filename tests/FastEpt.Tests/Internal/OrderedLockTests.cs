@@ -199,10 +199,12 @@ namespace FastEpt.Tests.Internal
             Assert.Contains("'host p2m' (read", ex.Message);
         }
 
-        [Fact]
-        public async Task Readers_Share_AndAWriterWaitsForAllOfThem()
+        [Theory]
+        [InlineData(false)]
+        [InlineData(true)]     // the distributed read side (per-thread-class reader counters)
+        public async Task Readers_Share_AndAWriterWaitsForAllOfThem(bool distributedReaders)
         {
-            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m", distributedReaders);
             using var bothIn = new CountdownEvent(2);
             using var release = new ManualResetEventSlim();
             Task[] readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
@@ -232,13 +234,15 @@ namespace FastEpt.Tests.Internal
             Assert.True(writerIn);
         }
 
-        [Fact]
-        public async Task WriterPreference_NewReaderWaitsBehindAQueuedWriter()
+        [Theory]
+        [InlineData(false)]
+        [InlineData(true)]     // the distributed read side (per-thread-class reader counters)
+        public async Task WriterPreference_NewReaderWaitsBehindAQueuedWriter(bool distributedReaders)
         {
             // The property that made Xen's recursive read a deadlock: reader A holds the lock, a
             // writer queues, and a second read request (from anyone, A included) waits for the
             // writer, which waits for A. Here the second reader is another thread, so A can finish.
-            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m", distributedReaders);
             var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
             using var aIn = new ManualResetEventSlim();
             using var aGo = new ManualResetEventSlim();
@@ -274,11 +278,13 @@ namespace FastEpt.Tests.Internal
             Assert.Equal(["A out", "W", "B"], order.ToArray());
         }
 
-        [Fact]
-        public async Task Torture_WritersAreExclusive_ReadersNeverSeeAHalfUpdate()
+        [Theory]
+        [InlineData(false)]
+        [InlineData(true)]     // the distributed read side (per-thread-class reader counters)
+        public async Task Torture_WritersAreExclusive_ReadersNeverSeeAHalfUpdate(bool distributedReaders)
         {
             // Writers keep two counters equal outside the lock's write side; readers check them.
-            var l = new OrderedLock(OrderedLock.P2mRank, "p2m");
+            var l = new OrderedLock(OrderedLock.P2mRank, "p2m", distributedReaders);
             long x = 0, y = 0, reads = 0, writes = 0, torn = 0;
             using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
             CancellationToken token = stop.Token;
