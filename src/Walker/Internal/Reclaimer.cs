@@ -92,13 +92,16 @@ namespace FastEpt.Internal
         /// </summary>
         public static long Pass()
         {
-            if (Volatile.Read(ref s_queued) == 0)
-            {
-                return 0;
-            }
-
+            // Even with nothing queued the pass lock is taken: a pass in flight may have detached
+            // a list's frames (its pending count already lowered) without having freed them yet,
+            // and a caller that then reads host memory's counts must see them freed.
             using (s_passLock.Enter())
             {
+                if (Volatile.Read(ref s_queued) == 0)
+                {
+                    return 0;
+                }
+
                 List<RetiredFrames> work;
                 using (s_queueLock.Enter())
                 {

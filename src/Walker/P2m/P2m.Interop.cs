@@ -39,7 +39,6 @@ namespace FastEpt
                 _tables.Add(f);
             }
 
-
             if (podDelta != 0)
             {
                 Interlocked.Add(ref _hot.PodEntryCount, podDelta);
