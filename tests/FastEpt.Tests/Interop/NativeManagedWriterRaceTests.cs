@@ -135,23 +135,8 @@ namespace FastEpt.Tests.Interop
 
             // No table leaked or lost between the two writers' bookkeeping.
             P2mTests.P2mConcurrencyTests.ReclaimUntilEmpty(p2m);
-            Assert.Equal(CountReachableTables(memory, p2m.RootMfn, p2m.Levels), p2m.TableFrameCount);
+            Assert.Equal(ReachableTables.Count(memory, p2m.RootMfn, p2m.Levels), p2m.TableFrameCount);
             Assert.Equal(guestFrames + p2m.TableFrameCount + p2m.PendingReclaimFrameCount, memory.AllocatedFrameCount);
-        }
-
-        private static long CountReachableTables(HostMemory memory, ulong table, int level)
-        {
-            long n = 1;
-            for (ulong i = 0; i < 512 && level > 1; i++)
-            {
-                ulong pte = memory.ReadUInt64((table << 12) + i * 8);
-                if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
-                {
-                    n += CountReachableTables(memory, (pte & EptEntry.MfnMask) >> 12, level - 1);
-                }
-            }
-
-            return n;
         }
     }
 }

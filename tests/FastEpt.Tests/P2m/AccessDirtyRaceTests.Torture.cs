@@ -140,24 +140,9 @@ namespace FastEpt.Tests.P2mTests
                 Assert.Equal(e, native.GetEntry(TortureFirst + local));
             }
 
-            Assert.Equal(CountReachableTables(memory, p2m.RootMfn, p2m.Levels), p2m.TableCountRelaxed);
+            Assert.Equal(ReachableTables.Count(memory, p2m.RootMfn, p2m.Levels), p2m.TableCountRelaxed);
             p2m.Dispose();
             memory.Dispose();
-        }
-
-        private static long CountReachableTables(HostMemory memory, ulong table, int level)
-        {
-            long n = 1;
-            for (ulong i = 0; i < 512 && level > 1; i++)
-            {
-                ulong pte = memory.ReadUInt64((table << 12) + i * 8);
-                if ((pte & EptEntry.RwxMask) != 0 && (pte & EptEntry.SuperPageBit) == 0)
-                {
-                    n += CountReachableTables(memory, (pte & EptEntry.MfnMask) >> 12, level - 1);
-                }
-            }
-
-            return n;
         }
 
         // The GFN (from TortureFirst) this thread's managed walk is on; MaxValue: none (a batch).
