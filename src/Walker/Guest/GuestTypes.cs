@@ -61,8 +61,23 @@ namespace FastEpt
             Level = level;
         }
 
+        internal GuestTranslation(GuestStatus status, ulong gpa, ulong hpa, PageFaultErrorCode errorCode, EptTranslation ept, int level, int pageShift, bool global)
+            : this(status, gpa, hpa, errorCode, ept, level)
+        {
+            PageShift = pageShift;
+            Global = global;
+        }
+
         /// <summary>What happened.</summary>
         public GuestStatus Status { get; }
+
+        // The size of the stage-1 page that maps the address, as a shift (12, 21, 22 or 30), when
+        // the stage-1 walk completed; 0 otherwise and in Flat mode. For the linear TLB.
+        internal int PageShift { get; }
+
+        // The leaf's G flag counted only while CR4.PGE is set (SDM 4.10.2.4), when the stage-1
+        // walk completed. For the linear TLB.
+        internal bool Global { get; }
 
         /// <summary>
         /// The guest-physical address: of the final access when the stage-1 walk completed, else of

@@ -8,7 +8,7 @@ namespace FastEpt
     // the two walks cannot disagree on what an entry means.
     public sealed partial class Vcpu
     {
-        private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7;
+        private const ulong PtePresent = 1, PteWrite = 2, PteUser = 4, PteAccessed = 1 << 5, PteDirty = 1 << 6, PtePs = 1 << 7, PteGlobal = 1 << 8;
         private const ulong PteXd = 1UL << 63;
 
         // Rights accumulated over the levels of a walk, one bit each (SDM 4.6): R/W and U/S hold

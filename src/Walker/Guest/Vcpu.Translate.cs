@@ -57,11 +57,23 @@ namespace FastEpt
         private GuestTranslation WalkLong(P2m ept, ulong gla, PageFaultErrorCode pfec, int levels)
         {
             GuestTranslation s1 = Stage1(ept, gla, pfec, levels);
-            return s1.Status == GuestStatus.Ok ? Final(ept, gla, s1.Gpa, pfec, s1.Level) : s1;
+            return s1.Status == GuestStatus.Ok ? Final(ept, gla, s1, pfec) : s1;
         }
 
         private static GuestTranslation Stage1Done(ulong gpa, int level)
             => new(GuestStatus.Ok, gpa, 0, 0, default, level);
+
+        private static GuestTranslation Stage1Done(ulong gpa, int level, int pageShift, bool global)
+            => new(GuestStatus.Ok, gpa, 0, 0, default, level, pageShift, global);
+
+        // The final access of a completed stage-1 walk, keeping its page size and G flag.
+        private static GuestTranslation Final(P2m ept, ulong gla, GuestTranslation s1, PageFaultErrorCode pfec)
+        {
+            GuestTranslation t = Final(ept, gla, s1.Gpa, pfec, s1.Level);
+            return t.Status == GuestStatus.Ok
+                ? new GuestTranslation(GuestStatus.Ok, t.Gpa, t.Hpa, 0, t.Ept, t.Level, s1.PageShift, s1.Global)
+                : t;
+        }
 
         // The final access of a completed stage-1 walk.
         private static GuestTranslation Final(P2m ept, ulong gla, ulong gpa, PageFaultErrorCode pfec, int level)
@@ -168,7 +180,8 @@ namespace FastEpt
                     continue;   // an entry changed under us: walk again, as the CPU re-reads
                 }
 
-                return Stage1Done(LeafGpa(pte, addrMask, gla, level), level);
+                return Stage1Done(LeafGpa(pte, addrMask, gla, level), level,
+                                  EptEntry.PageBits + (EptEntry.TableOrder * (level - 1)), (pte & PteGlobal) != 0 && Pge);
             }
         }
 

@@ -56,6 +56,19 @@ namespace FastEpt
         /// <summary>Guest paging mode.</summary>
         public GuestPagingMode Mode { get; set; } = GuestPagingMode.Flat;
 
+        // CR4.PGE: global pages survive a CR3 load in the linear TLB. Until the control registers
+        // are modelled in full it is on, as in every long-mode guest.
+        internal bool Pge => true;
+
+        // Seams between the control-register model (Vcpu.cs and the walks) and the linear TLB
+        // (Vcpu.Tlb.cs). The register side calls them after the register changed.
+        // A MOV to CR3 with its value (bit 63 = no-flush when CR4.PCIDE is set).
+        partial void OnCr3Load(ulong value);
+
+        // A change of a control bit that the SDM says flushes the TLB (CR0.PG/WP, CR4.PGE/PAE/PSE/
+        // PCIDE/SMEP/SMAP/PKE/PKS/LA57, EFER.NXE/LMA) or that changes what a cached right means.
+        partial void OnPagingControlChange();
+
         /// <summary>Guest CR3 (root of the stage-1 tables).</summary>
         public ulong Cr3 { get; set; }
 
