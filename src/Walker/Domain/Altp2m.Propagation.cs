@@ -9,7 +9,7 @@ namespace FastEpt
     // held: the host stripe of the changed region (so two host writes of one GFN propagate in
     // order) or the host lock exclusive. Host writes of different regions propagate in parallel:
     // the list lock is taken shared and each view's write locks the same way as the host's (its
-    // lock shared plus its stripe, exclusive for 1G); a view reset takes the view exclusive.
+    // stripe, its lock exclusive for 1G); a view reset takes the view exclusive.
     public sealed partial class Altp2m
     {
         void IHostChangeObserver.OnHostChange(ulong gfn, int order, ulong mfn, P2mType type, P2mAccess access, in P2mEntry before)

@@ -14,9 +14,8 @@ namespace FastEpt
     /// <para>Lock order (checked by the lock-order checker in Debug builds and in the tests): host
     /// p2m (16) before a host stripe (24) before the view list (32) before a view (40) before a
     /// view stripe (44). Every view-targeted operation takes the host lock, the list and the view
-    /// exclusive, in that order; a 4K or 2M host write holds the host lock shared and its region's
-    /// stripe while it propagates into the views (list lock shared, each view's lock shared plus
-    /// its stripe), so host writes of different regions propagate in parallel and two writes of
+    /// exclusive, in that order; a 4K or 2M host write holds its region's host
+    /// stripe while it propagates into the views (list lock shared, each view's stripe), so host writes of different regions propagate in parallel and two writes of
     /// one GFN propagate in order. Readers (<see cref="P2m.Translate"/>, <see cref="P2m.GetEntry"/>
     /// on any view) take no lock.</para>
     /// <para>Propagation never widens a view's own restriction: a host change reaching a view entry

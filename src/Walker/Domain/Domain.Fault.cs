@@ -297,7 +297,7 @@ namespace FastEpt
                     using (HostP2m.EnterWrite(gfn, 0))
                     {
                         // The page becomes RamRw in the host; propagation carries it into the views.
-                        // Only the GFN's 2 MiB-region stripe is held (with the host lock shared), so
+                        // Only the GFN's 2 MiB-region stripe is held, so
                         // log-dirty faults on other regions run in parallel.
                         P2mEntry h = HostP2m.GetEntry(gfn);
                         if (h.Type == P2mType.RamLogDirty && Altp2m.HasFrame(h))

@@ -176,8 +176,8 @@ namespace FastEpt
             return Confirmed(held, same, fast);
         }
 
-        // Writers of 4K and 2M entries hold the p2m lock shared too (with their region's stripe),
-        // so an entry can change between the lookup that named a frame and the reference taken
+        // Writers of 4K and 2M entries hold only their region's stripe, not the p2m lock, so an
+        // entry can change between the lookup that named a frame and the reference taken
         // on it. The reference is kept only if the entry, read again after it was taken, still
         // names the same frame with the same type and access (Xen's get_page, then re-check);
         // the page was then mapped there at that moment, with the reference already held.

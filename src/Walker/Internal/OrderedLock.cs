@@ -10,8 +10,8 @@ namespace FastEpt.Internal
     /// </summary>
     /// <remarks>
     /// <para>Ranks follow Xen's mm-locks order (docs/model/p2m.md §3.1): host p2m 16 &lt; altp2m list 32 &lt;
-    /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). A 4K or 2M write holds its
-    /// p2m's lock shared plus the stripe of the GFN's 2 MiB region: host p2m stripes rank 24 (between
+    /// altp2m view 40 &lt; PoD 48 &lt; page_alloc 56 (HostMemory's allocator). A 4K or 2M write holds the
+    /// stripe of the GFN's 2 MiB region, which keeps its p2m lock's write side out (OrderedLock.Stripes.cs): host p2m stripes rank 24 (between
     /// the host p2m and the altp2m list, so a host write propagates into the views with its stripe
     /// held), view stripes 44 (between a view and PoD). FastEpt's own
     /// leaf locks rank above them: MMIO registry 50, domain frames 52 (it frees frames while held),
@@ -25,7 +25,7 @@ namespace FastEpt.Internal
     /// batch walks) never take this lock; the read side serves callers that must see the tables
     /// still while they take a page reference.</para>
     /// </remarks>
-    internal sealed class OrderedLock
+    internal sealed partial class OrderedLock
     {
         public const int P2mRank = 16;
         public const int P2mStripeRank = 24;       // a host p2m's 2 MiB-region stripes (P2m.Writers.cs)
@@ -144,6 +144,11 @@ namespace FastEpt.Internal
             if (_readerCounts is not null && ReaderTotal() != 0)
             {
                 WaitForReadersToDrain();
+            }
+
+            if (_stripes is not null && AnyStripeHeld())
+            {
+                WaitForStripesToDrain();
             }
 
             return new Scope(this, tracked, read: false);
@@ -350,6 +355,7 @@ namespace FastEpt.Internal
                 Volatile.Write(ref _owner, 0);
                 Interlocked.Exchange(ref _state, 0);
                 Wake();
+                _parent?.Wake();    // an exclusive holder of the parent may wait for this stripe
             }
         }
 

@@ -31,7 +31,7 @@ namespace FastEpt
         /// </summary>
         private void CompleteExternalSet(ReadOnlySpan<ulong> linked, ulong retiredTable, int retiredLevel, long podDelta)
         {
-            Debug.Assert(_lock.IsHeldByCurrentThread || _lock.Readers > 0);
+            Debug.Assert(_lock.IsHeldByCurrentThread || Array.Exists(_stripes, s => s.IsHeldByCurrentThread));
             // The native writer does not say what it replaced: flush the software TLBs always.
             BumpTlbGeneration();
             foreach (ulong f in linked)
@@ -71,8 +71,8 @@ namespace FastEpt
         /// <see cref="ValidateSet"/>): the p2m's own checks, same exceptions and parameter names;
         /// no lock, nothing changed, safe on any thread.</para>
         /// <para><b>Writers on a p2m</b>: <see cref="ValidateSet"/>, then <see cref="EnterWriter"/>,
-        /// which takes the locks a managed write of that GFN and order takes (the p2m lock shared
-        /// plus the GFN's 2 MiB-region stripe; exclusive for 1G or a marked path), so a native
+        /// which takes the locks a managed write of that GFN and order takes (the GFN's 2 MiB-region
+        /// stripe; the p2m lock exclusive for 1G or a marked path), so a native
         /// write runs in parallel with writes of other regions and is serialised with writes of
         /// its own region, 1G writes, type changes and view resets. While the scope is held (and
         /// only then): <see cref="WritesValidEntry"/>, <see cref="RaiseMaxMappedPfn"/> before

@@ -28,7 +28,7 @@ namespace FastEpt
         /// <exception cref="InsufficientMemoryException">Host memory ran out for new tables; the live tree is untouched and nothing leaked.</exception>
         /// <exception cref="ObjectDisposedException">The p2m or its host memory was disposed.</exception>
         /// <remarks>Thread-safe. Writes of 4K and 2M entries in different 2 MiB regions run in
-        /// parallel (each holds the p2m lock shared and its region's stripe); writes in one region,
+        /// parallel (each holds its region's stripe); writes in one region,
         /// 1G writes and writes whose path carries a recalculation mark are serialised (the last
         /// two under the p2m lock held exclusive). Readers never wait.</remarks>
         public void SetEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe = SuppressVe.Inherit)
@@ -38,8 +38,8 @@ namespace FastEpt
             WriteEntry(gfn, mfn, (int)order, type, access, suppressVe);
         }
 
-        // A write of validated arguments with the locks it needs (P2m.Writers.cs): shared plus
-        // stripe, or exclusive when the order, a recalc mark or a pointer not in _tables asks for it.
+        // A write of validated arguments with the locks it needs (P2m.Writers.cs): the region's
+        // stripe, or the p2m lock exclusive when the order, a recalc mark or a pointer not in _tables asks for it.
         internal void WriteEntry(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
             using (WriteScope w = EnterWrite(gfn, order))

@@ -5,9 +5,10 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // Parallel writers (docs/architecture.md "Lock ranks"): a 4K or 2M write holds the p2m lock
-    // shared plus the stripe lock of its GFN's 2 MiB region; a 1G write, a write whose path
-    // carries a recalculation mark, and every whole-p2m operation hold the p2m lock exclusive.
+    // Parallel writers (docs/architecture.md "Lock ranks"): a 4K or 2M write holds the stripe
+    // lock of its GFN's 2 MiB region, which also keeps the p2m lock's write side out
+    // (OrderedLock.Stripes.cs); a 1G write, a write whose path carries a recalculation mark, and
+    // every whole-p2m operation hold the p2m lock exclusive, which waits for every stripe.
     // Every slot is still published with one compare-exchange, so readers are unchanged; a slot
     // two stripes share (an upper-level slot getting a table, a 1G superpage being split) goes to
     // whichever compare-exchange wins and the loser frees what it built and walks again. Only the
@@ -46,7 +47,7 @@ namespace FastEpt
 
         /// <summary>
         /// Takes the locks a write of 2^<paramref name="order"/> frames at <paramref name="gfn"/>
-        /// needs: shared plus the region's stripe for 4K and 2M on an unmarked path, else exclusive.
+        /// needs: the region's stripe for 4K and 2M on an unmarked path, else the p2m lock exclusive.
         /// Throws <see cref="ObjectDisposedException"/> (nothing held) when the p2m is disposed.
         /// </summary>
         internal WriteScope EnterWrite(ulong gfn, int order)
@@ -56,23 +57,21 @@ namespace FastEpt
             // cleared only under the exclusive lock (a marked path is the rare case).
             if (order < (int)PageOrder.Size1G)
             {
-                OrderedLock.Scope shared = _lock.EnterRead();
+                OrderedLock.Scope stripe = PlantedBug == PlantedWriterBug.NoStripeFor2M && order == (int)PageOrder.Size2M
+                    ? default
+                    : _stripes[StripeOf(gfn)].EnterStripe();
                 if (_disposed)
                 {
-                    shared.Dispose();
+                    stripe.Dispose();
                     ThrowHelper.ThrowObjectDisposedException(this);
                 }
 
-                OrderedLock.Scope stripe = PlantedBug == PlantedWriterBug.NoStripeFor2M && order == (int)PageOrder.Size2M
-                    ? default
-                    : _stripes[StripeOf(gfn)].Enter();
                 if (!(_marked && PathHasMark(gfn)))
                 {
-                    return new WriteScope(this, shared, stripe, exclusive: false);
+                    return new WriteScope(this, default, stripe, exclusive: false);
                 }
 
                 stripe.Dispose();
-                shared.Dispose();
             }
 
             return EnterExclusiveWrite();

@@ -15,7 +15,7 @@ namespace FastEpt
     /// <see cref="GetEntry"/> without populate) take no lock and read every entry exactly once,
     /// from any number of threads. Writers of 4K and 2M entries (<see cref="SetEntry"/>,
     /// populate-on-demand, the log-dirty write fault) run in parallel when their GFNs lie in
-    /// different 2 MiB regions: each holds the p2m lock shared plus its region's stripe lock.
+    /// different 2 MiB regions: each holds only its region's stripe lock.
     /// 1G writes and whole-p2m operations (global type change, range operations, view reset,
     /// <see cref="Dispose"/>) hold the p2m lock exclusive. A writer builds every new entry and every new
     /// subtree in unpublished memory and publishes it with a single 64-bit compare-exchange on
@@ -81,8 +81,9 @@ namespace FastEpt
         internal P2m(HostMemory memory, P2mOptions? options, int lockRank, string lockName)
         {
             ArgumentNullException.ThrowIfNull(memory);
-            _lock = new OrderedLock(lockRank, lockName, distributedReaders: true);   // region writers and GetPageFromGva share it from every vCPU
+            _lock = new OrderedLock(lockRank, lockName, distributedReaders: true);   // GetPageFromGva shares it from every vCPU
             _stripes = CreateStripes(lockRank == OrderedLock.P2mRank ? OrderedLock.P2mStripeRank : OrderedLock.AltP2mViewStripeRank, lockName);
+            _lock.AttachStripes(_stripes);
             P2mOptions o = (options ?? new P2mOptions()).Clone();
             o.Validate(nameof(options));
             _memory = memory;

@@ -33,7 +33,7 @@ namespace FastEpt.Tests.DomainTests
                     () => d.HostP2m.SetEntry(0x234, 0x1500, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX));
             }
 
-            Assert.Contains("'host p2m'", e1.Message);
+            Assert.Contains("'host p2m stripe'", e1.Message);     // a 4K host write takes its region's stripe
             Assert.Contains(viewLock, e1.Message);
 
             // View list before host: a view operation under the list lock.
