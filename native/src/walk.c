@@ -2,7 +2,8 @@
 /* Copyright (c) 2026 FastEpt contributors */
 
 /*
- * walk.c - the hardware walk: fastept_translate and fastept_translate_batch.
+ * walk.c - the hardware walk: fastept_translate, the general walk every batch path finishes
+ * with, and the scalar batch loop (batch.c chooses among the batch paths).
  *
  * The rules are those of Intel SDM Vol. 3C 29.3 as the managed P2m.Walk/WalkFrom apply them:
  *  - an entry with r/w/x = 000 is not present: EPT violation at that level, qualification =
@@ -26,63 +27,7 @@
  * Every slot is loaded exactly once per walk; all decisions about it use that snapshot.
  */
 
-#include "internal.h"
-
-/*
- * Forced inlining keeps the walk's parameters in registers in both entry points; the hot
- * path is instruction-bound once the tables are cached, so this is worth a compiler hint.
- */
-#if defined(__GNUC__) || defined(__clang__)
-#define EPT_HOT static inline __attribute__((always_inline))
-#define EPT_COLD static __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define EPT_HOT static __forceinline
-#define EPT_COLD static __declspec(noinline)
-#else
-#define EPT_HOT static inline
-#define EPT_COLD static
-#endif
-
-/* What the fast path needs, copied into locals once per call (or once per batch). */
-struct walk_ctx {
-    uint8_t *base;
-    uint64_t frame_limit;   /* host memory size in bytes, capped above the largest frame field */
-    uint64_t root_slots;    /* byte offset of the root table */
-    uint64_t leaf_mask;     /* bits 51:MAXPHYADDR (a PTE's reserved bits) | r */
-    uint64_t pointer_mask;  /* leaf_mask | bits 7:3 */
-    unsigned levels;
-    int ad;
-};
-
-static inline fastept_translation ept_result(uint8_t status, uint64_t hpa, unsigned level, uint32_t qualification)
-{
-    fastept_translation t;
-    t.hpa = hpa;
-    t.qualification = qualification;
-    t.status = status;
-    t.level = (uint8_t)level;
-    t.reserved[0] = 0;
-    t.reserved[1] = 0;
-    return t;
-}
-
-static inline fastept_translation ept_bad_argument(void)
-{
-    return ept_result(FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
-}
-
-/* Fills *c from a walker that passed ept_walker_usable. */
-EPT_HOT void ept_ctx(const fastept_walker *w, struct walk_ctx *c)
-{
-    c->base = w->host_base;
-    /* A frame field (bits 51:12, in place) at or above this names no host frame. */
-    c->frame_limit = w->host_frames > EPT_MFN_FIELD_MAX ? EPT_MFN_MASK + 1 : w->host_frames << EPT_PAGE_BITS;
-    c->root_slots = w->eptp & EPT_MFN_MASK;
-    c->levels = ept_levels_of(w->eptp);
-    c->ad = ept_ad_of(w->eptp);
-    c->leaf_mask = ept_high_reserved(w->host_address_bits) | 1u;
-    c->pointer_mask = c->leaf_mask | UINT64_C(0xF8);
-}
+#include "walk.h"
 
 #ifdef FASTEPT_TEST_HOOKS
 /* Test builds only (the driver's static library): called between a walk's read of a slot and
@@ -123,7 +68,7 @@ static inline int ept_set_accessed_dirty(uint64_t *slot, uint64_t pte, uint32_t 
  * `pte`; `rights` is the r/w/x AND over the levels above. Every rule in the hardware's order;
  * the fast path hands over anything it does not handle itself, so no slot is read twice.
  */
-EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa, uint32_t access, unsigned level,
+EPT_HIDDEN EPT_NOINLINE fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa, uint32_t access, unsigned level,
                                            uint64_t *slot, uint64_t pte, uint64_t rights)
 {
     uint8_t *base = w->host_base;
@@ -303,28 +248,17 @@ fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa
     return ept_walk(walker, &c, gpa, access);
 }
 
-uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count,
+/*
+ * One complete walk after another (BatchPath.Scalar): the walker of fastept_translate in a
+ * loop, a GPA beyond the guest's address width answered as a bad argument. The other batch
+ * paths (batch_pipelined.c, batch_gather.c) hand it what they do not cover.
+ */
+EPT_HIDDEN void ept_batch_scalar(const fastept_walker *w, const struct walk_ctx *c, const uint64_t *gpas, uint64_t count,
                                  uint32_t access, fastept_translation *results)
 {
-    if (count == 0 || gpas == NULL || results == NULL) {
-        return 0;
-    }
-
-    if (!ept_walker_usable(walker) || access - 1u >= 7u) {
-        for (uint64_t i = 0; i < count; i++) {
-            results[i] = ept_bad_argument();
-        }
-
-        return count;
-    }
-
-    struct walk_ctx c;
-    ept_ctx(walker, &c);
-    const uint32_t address_bits = walker->address_bits;
+    const uint32_t address_bits = w->address_bits;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t gpa = gpas[i];
-        results[i] = (gpa >> address_bits) != 0 ? ept_bad_argument() : ept_walk(walker, &c, gpa, access);
+        results[i] = (gpa >> address_bits) != 0 ? ept_bad_argument() : ept_walk(w, c, gpa, access);
     }
-
-    return count;
 }
