@@ -237,15 +237,76 @@ EPT_HOT fastept_translation ept_walk(const fastept_walker *w, const struct walk_
     return c->ad ? ept_walk_ad(w, c, 1, gpa, access) : ept_walk_ad(w, c, 0, gpa, access);
 }
 
+/*
+ * What fastept_translate's straight line does not finish: 5 levels or A/D updates (level 0:
+ * nothing read yet, the general walker from the root), or a walk off the fast shape, with the
+ * snapshot read so far (level and rights packed as rights | level << 8, so the call has six
+ * arguments and compiles to a jump).
+ */
+static EPT_NOINLINE fastept_translation ept_translate_rest(const fastept_walker *w, uint64_t gpa, uint32_t access,
+                                                           uint64_t *slot, uint64_t pte, uint64_t rights_level)
+{
+    unsigned level = (unsigned)(rights_level >> 8);
+    if (level == 0) {
+        struct walk_ctx c;
+        ept_ctx(w, &c);
+        return ept_walk(w, &c, gpa, access);
+    }
+
+    return ept_walk_from(w, gpa, access, level, slot, pte, rights_level & EPT_RWX_MASK);
+}
+
+/* One level of fastept_translate's straight line: leave for ept_translate_rest unless pte is a
+   well-formed readable pointer into host memory, else read the next level's slot. */
+#define EPT_TRANSLATE_STEP(shift)                                                                   \
+    do {                                                                                            \
+        uint64_t next = pte & EPT_MFN_MASK;                                                         \
+        if ((pte & pointer_mask) != 1u || next >= limit) {                                          \
+            goto rest;                                                                              \
+        }                                                                                           \
+                                                                                                    \
+        rights &= pte;                                                                              \
+        slot = (uint64_t *)(void *)(base + next) + ((gpa >> (shift)) & (EPT_ENTRIES - 1));          \
+        pte = ept_load(slot);                                                                       \
+        level--;                                                                                    \
+    } while (0)
+
+/*
+ * The common case straight-line and short: 4 levels without A/D updates (EPTP bits 6:3 =
+ * 0011b), readable well-formed pointers down to a plain readable 4K leaf that grants the access.
+ * Few live values and every other case in one out-of-line function reached by a jump, so the
+ * hot path needs no stack frame: a C caller's loop keeps more walks in flight.
+ */
 fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access)
 {
     if (!ept_walker_usable(walker) || access - 1u >= 7u || (gpa >> walker->address_bits) != 0) {
         return ept_bad_argument();
     }
 
-    struct walk_ctx c;
-    ept_ctx(walker, &c);
-    return ept_walk(walker, &c, gpa, access);
+    const uint64_t eptp = walker->eptp;
+    if ((eptp & UINT64_C(0x78)) != UINT64_C(0x18)) {
+        return ept_translate_rest(walker, gpa, access, NULL, 0, 0);
+    }
+
+    uint8_t *base = walker->host_base;
+    const uint64_t frames = walker->host_frames;
+    const uint64_t limit = frames > EPT_MFN_FIELD_MAX ? EPT_MFN_MASK + 1 : frames << EPT_PAGE_BITS;
+    const uint64_t leaf_mask = ept_high_reserved(walker->host_address_bits) | 1u;
+    const uint64_t pointer_mask = leaf_mask | UINT64_C(0xF8);
+    uint64_t *slot = (uint64_t *)(void *)(base + (eptp & EPT_MFN_MASK)) + ((gpa >> 39) & (EPT_ENTRIES - 1));
+    uint64_t pte = ept_load(slot);
+    uint64_t rights = EPT_RWX_MASK;
+    unsigned level = 4;
+    EPT_TRANSLATE_STEP(30);
+    EPT_TRANSLATE_STEP(21);
+    EPT_TRANSLATE_STEP(12);
+    if ((pte & leaf_mask) == 1u && ((EPT_BAD_MEMTYPES >> ((pte >> EPT_MEMTYPE_SHIFT) & 7)) & 1u) == 0
+        && (access & ~(uint32_t)(rights & pte)) == 0) {
+        return ept_result(FASTEPT_STATUS_OK, (pte & EPT_MFN_MASK) | (gpa & EPT_OFFSET_MASK), 1, 0);
+    }
+
+rest:
+    return ept_translate_rest(walker, gpa, access, slot, pte, (rights & EPT_RWX_MASK) | ((uint64_t)level << 8));
 }
 
 /*
