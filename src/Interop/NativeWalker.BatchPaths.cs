@@ -11,6 +11,9 @@ namespace FastEpt.Interop
     // tests and the benchmarks: the twin of P2m.TranslateBatch(..., BatchPath).
     public sealed unsafe partial class NativeWalker
     {
+        /// <summary>A copy of the walker struct, for the benchmarks' C timing loops (plain data: no ownership).</summary>
+        internal fastept_walker WalkerSnapshot => _walker;
+
         /// <summary>
         /// <see cref="TranslateBatch(ReadOnlySpan{ulong}, AccessKind, Span{EptTranslation})"/> on
         /// <paramref name="path"/>; returns the path the native library took (Scalar for an empty
