@@ -67,8 +67,8 @@ namespace FastEpt.Bench
             Perf_TranslateSuite dram = CreateSuite(Footprint.Dram);
             Perf_TranslateSuite cache = CreateSuite(Footprint.CacheResident);
 
-            string[] dramMethods = ["Scalar", "NativeScalar", "NativeBatch", .. BatchPaths, "IndependentLoads", "DependentChase"];
-            string[] cacheMethods = ["Scalar", "NativeScalar", "NativeBatch", .. BatchPaths, "IndependentLoads", "TlbHit", "ArrayIndex"];
+            string[] dramMethods = ["Scalar", "NativeScalar", "NativeBatch", .. BatchPaths, .. NativeMethods, "DependentChase"];
+            string[] cacheMethods = ["Scalar", "NativeScalar", "NativeBatch", .. BatchPaths, .. NativeMethods, "TlbHit", "ArrayIndex"];
             List<(Footprint Footprint, string Method, Func<ulong> Body)> contenders = [];
             contenders.AddRange(dramMethods.Select(m => (Footprint.Dram, m, Body(dram, m))));
             contenders.AddRange(cacheMethods.Select(m => (Footprint.CacheResident, m, Body(cache, m))));
@@ -142,7 +142,8 @@ namespace FastEpt.Bench
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
             Func<Footprint, string, double?>? bdn = summary is null ? null : BdnMedians(summary);
-            List<GoalRow> rows = Evaluate((f, m) => medians.TryGetValue((f, m), out double v) ? v : null, bdn);
+            List<GoalRow> rows = EvaluateNative((f, m) => medians.TryGetValue((f, m), out double v) ? v : null, bdn);
+            rows.AddRange(Evaluate((f, m) => medians.TryGetValue((f, m), out double v) ? v : null, bdn));
             Func<string, double?>? bdn2D = walk2DSummary is null ? null : BdnMediansOf(walk2DSummary, typeof(Perf_Walk2D));
             rows.AddRange(EvaluateWalk2D(m => walk2DMedians.TryGetValue(m, out double v) ? v : null, bdn2D));
             Func<string, double?>? bdnEmulation = emulationSummary is null ? null : BdnMediansOf(emulationSummary, typeof(Perf_Emulation));
@@ -232,9 +233,8 @@ namespace FastEpt.Bench
             "Batch_Gather" => s.Batch_Gather,
             "TlbHit" => s.TlbHit,
             "ArrayIndex" => s.ArrayIndex,
-            "IndependentLoads" => s.IndependentLoads,
             "DependentChase" => s.DependentChase,
-            _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
+            _ => NativeBody(s, method),
         };
 
         private static Func<ulong> Body(Perf_Walk2D w, string method) => method switch
@@ -378,7 +378,6 @@ namespace FastEpt.Bench
 
             return
             [
-                Row($"DRAM-size, random 4K: batched ({best}) / independent-load floor, throughput", D, best, D, "IndependentLoads", 0.65, true),
                 Row($"DRAM-size, random 4K: batched ({best}) / scalar managed, throughput", D, best, D, "Scalar", 3.0, true),
                 Row("Cache-resident, random 4K: batched (Batch_Auto) / scalar managed, throughput", C, "Batch_Auto", C, "Scalar", 1.0, true),
                 Row("TLB hit / array-index lookup, throughput", C, "TlbHit", C, "ArrayIndex", 0.5, true),
@@ -462,7 +461,7 @@ namespace FastEpt.Bench
         private static string Notes(Dictionary<(Footprint, string), double> ns, int tlbPages, string walk2DGuest, string emulationGuest)
         {
             double chase = ns[(Footprint.Dram, "DependentChase")];
-            double floor = ns[(Footprint.Dram, "IndependentLoads")];
+            double floor = ns[(Footprint.Dram, "LeafLoads")];
             double scalar = ns[(Footprint.Dram, "Scalar")];
             var sb = new StringBuilder();
             sb.AppendLine(CultureInfo.InvariantCulture, $"DRAM-size tables: dependent leaf-slot load {chase:F1} ns (latency), independent {floor:F2} ns (floor): "

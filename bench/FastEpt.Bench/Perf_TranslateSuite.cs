@@ -24,15 +24,16 @@ namespace FastEpt.Bench
     /// <para>
     /// <see cref="TlbHit"/> and <see cref="ArrayIndex"/> use their own pool: GPAs over as many
     /// pages as the TLB has entries, all of them hits once warmed (checked in setup).
-    /// <see cref="IndependentLoads"/> and <see cref="DependentChase"/> load the very leaf slot
-    /// each GPA's walk ends at, found through a per-2-MiB side table instead of a walk: one
+    /// <see cref="LeafLoads"/> and <see cref="DependentChase"/> (Perf_TranslateSuite.Native.cs)
+    /// load the very leaf slot each GPA's walk ends at, from its precomputed address: one
     /// random 8-byte load per GPA, all independent (the throughput floor: a walk needs at least
-    /// that miss) or each address depending on the previous load (latency).
+    /// that miss) or each address depending on the previous load (latency); the C loops there
+    /// time the floor and the walks from C.
     /// </para>
     /// </remarks>
     [MemoryDiagnoser]
     [BenchmarkCategory("Translate")]
-    public unsafe class Perf_TranslateSuite
+    public unsafe partial class Perf_TranslateSuite
     {
         /// <summary>GPAs per benchmark invocation.</summary>
         public const int Ops = 4096;
@@ -58,7 +59,6 @@ namespace FastEpt.Bench
         private ulong[] _tlbPool = [];
         private ulong[] _tlbArray = [];
         private EptTranslation[] _results = [];
-        private ScenarioGuest.SlotRegion* _slots;
         private ulong _zero = 0;    // always 0; the JIT cannot know, so v & _zero keeps a dependency
         private int _cursor;
         private int _tlbCursor;
@@ -100,7 +100,6 @@ namespace FastEpt.Bench
             _guest = ScenarioGuest.Get(Footprint, Mapping);
             _p2m = _guest.P2m;
             _native = _guest.Native;
-            _slots = _guest.SlotTable;
             _results = new EptTranslation[Ops];
             lock (Pools)
             {
@@ -115,6 +114,7 @@ namespace FastEpt.Bench
 
             _cursor = 0;
             VerifyContenders();
+            SetupNative();
             SetupTlb();
         }
 
@@ -208,47 +208,6 @@ namespace FastEpt.Bench
             foreach (ulong gpa in gpas)
             {
                 sum += table[(int)(gpa >> 12) & (TlbEntries - 1)] | (gpa & 0xFFF);
-            }
-
-            return sum;
-        }
-
-        /// <summary>
-        /// The floor: one independent 8-byte load per GPA of the leaf slot its walk ends at
-        /// (address from the side table, no walk, no checks).
-        /// </summary>
-        [Benchmark(OperationsPerInvoke = Ops)]
-        public ulong IndependentLoads()
-        {
-            ReadOnlySpan<ulong> gpas = NextWindow();
-            ScenarioGuest.SlotRegion* slots = _slots;
-            ulong sum = 0;
-            foreach (ulong gpa in gpas)
-            {
-                ScenarioGuest.SlotRegion* r = slots + (gpa >> ScenarioGuest.RegionBits);
-                sum += r->Base[(gpa >> 12) & r->Mask];
-            }
-
-            return sum;
-        }
-
-        /// <summary>
-        /// Latency: the same leaf-slot loads as <see cref="IndependentLoads"/>, each address
-        /// depending on the previous load's value (through <c>v &amp; zero</c>).
-        /// </summary>
-        [Benchmark(OperationsPerInvoke = Ops)]
-        public ulong DependentChase()
-        {
-            ReadOnlySpan<ulong> gpas = NextWindow();
-            ScenarioGuest.SlotRegion* slots = _slots;
-            ulong zero = _zero;
-            ulong v = 0;
-            ulong sum = 0;
-            foreach (ulong gpa in gpas)
-            {
-                ScenarioGuest.SlotRegion* r = slots + (gpa >> ScenarioGuest.RegionBits);
-                v = r->Base[((gpa >> 12) & r->Mask) + (v & zero)];
-                sum += v;
             }
 
             return sum;

@@ -176,6 +176,17 @@ void fastept_read_release(void);
 /* Fills state with the addresses of the read-section slots, the epoch cell and the shared count. */
 void fastept_read_state_get(fastept_read_state *state);
 
+/* Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among). */
+enum fastept_batch_path {
+    FASTEPT_BATCH_AUTO = 0,      /* choose per call, as fastept_translate_batch does (footprint bound, locality, CPU) */
+    FASTEPT_BATCH_SCALAR = 1,    /* one complete walk after another */
+    FASTEPT_BATCH_PIPELINED = 2, /* software-pipelined walks, each level prefetched 16 walks ahead */
+    FASTEPT_BATCH_GATHER = 3     /* groups of 16 walks with AVX2 gathers (pipelined without AVX2) */
+};
+
+/* fastept_translate_batch on a chosen FASTEPT_BATCH_* path (results identical on every path); returns the path taken, 0 if count is 0 or a pointer is null, UINT32_MAX for an unknown path (nothing written). */
+uint32_t fastept_translate_batch_path(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results, uint32_t path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,8 @@
 /* Copyright (c) 2026 FastEpt contributors */
 
 /*
- * walk.c - the hardware walk: fastept_translate and fastept_translate_batch.
+ * walk.c - the hardware walk: fastept_translate, the general walk every batch path finishes
+ * with, and the scalar batch loop (batch.c chooses among the batch paths).
  *
  * The rules are those of Intel SDM Vol. 3C 29.3 as the managed P2m.Walk/WalkFrom apply them:
  *  - an entry with r/w/x = 000 is not present: EPT violation at that level, qualification =
@@ -26,63 +27,7 @@
  * Every slot is loaded exactly once per walk; all decisions about it use that snapshot.
  */
 
-#include "internal.h"
-
-/*
- * Forced inlining keeps the walk's parameters in registers in both entry points; the hot
- * path is instruction-bound once the tables are cached, so this is worth a compiler hint.
- */
-#if defined(__GNUC__) || defined(__clang__)
-#define EPT_HOT static inline __attribute__((always_inline))
-#define EPT_COLD static __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define EPT_HOT static __forceinline
-#define EPT_COLD static __declspec(noinline)
-#else
-#define EPT_HOT static inline
-#define EPT_COLD static
-#endif
-
-/* What the fast path needs, copied into locals once per call (or once per batch). */
-struct walk_ctx {
-    uint8_t *base;
-    uint64_t frame_limit;   /* host memory size in bytes, capped above the largest frame field */
-    uint64_t root_slots;    /* byte offset of the root table */
-    uint64_t leaf_mask;     /* bits 51:MAXPHYADDR (a PTE's reserved bits) | r */
-    uint64_t pointer_mask;  /* leaf_mask | bits 7:3 */
-    unsigned levels;
-    int ad;
-};
-
-static inline fastept_translation ept_result(uint8_t status, uint64_t hpa, unsigned level, uint32_t qualification)
-{
-    fastept_translation t;
-    t.hpa = hpa;
-    t.qualification = qualification;
-    t.status = status;
-    t.level = (uint8_t)level;
-    t.reserved[0] = 0;
-    t.reserved[1] = 0;
-    return t;
-}
-
-static inline fastept_translation ept_bad_argument(void)
-{
-    return ept_result(FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
-}
-
-/* Fills *c from a walker that passed ept_walker_usable. */
-EPT_HOT void ept_ctx(const fastept_walker *w, struct walk_ctx *c)
-{
-    c->base = w->host_base;
-    /* A frame field (bits 51:12, in place) at or above this names no host frame. */
-    c->frame_limit = w->host_frames > EPT_MFN_FIELD_MAX ? EPT_MFN_MASK + 1 : w->host_frames << EPT_PAGE_BITS;
-    c->root_slots = w->eptp & EPT_MFN_MASK;
-    c->levels = ept_levels_of(w->eptp);
-    c->ad = ept_ad_of(w->eptp);
-    c->leaf_mask = ept_high_reserved(w->host_address_bits) | 1u;
-    c->pointer_mask = c->leaf_mask | UINT64_C(0xF8);
-}
+#include "walk.h"
 
 #ifdef FASTEPT_TEST_HOOKS
 /* Test builds only (the driver's static library): called between a walk's read of a slot and
@@ -123,7 +68,7 @@ static inline int ept_set_accessed_dirty(uint64_t *slot, uint64_t pte, uint32_t 
  * `pte`; `rights` is the r/w/x AND over the levels above. Every rule in the hardware's order;
  * the fast path hands over anything it does not handle itself, so no slot is read twice.
  */
-EPT_COLD fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa, uint32_t access, unsigned level,
+EPT_HIDDEN EPT_NOINLINE fastept_translation ept_walk_from(const fastept_walker *w, uint64_t gpa, uint32_t access, unsigned level,
                                            uint64_t *slot, uint64_t pte, uint64_t rights)
 {
     uint8_t *base = w->host_base;
@@ -292,39 +237,89 @@ EPT_HOT fastept_translation ept_walk(const fastept_walker *w, const struct walk_
     return c->ad ? ept_walk_ad(w, c, 1, gpa, access) : ept_walk_ad(w, c, 0, gpa, access);
 }
 
+/*
+ * What fastept_translate's straight line does not finish: 5 levels or A/D updates (level 0:
+ * nothing read yet, the general walker from the root), or a walk off the fast shape, with the
+ * snapshot read so far (level and rights packed as rights | level << 8, so the call has six
+ * arguments and compiles to a jump).
+ */
+static EPT_NOINLINE fastept_translation ept_translate_rest(const fastept_walker *w, uint64_t gpa, uint32_t access,
+                                                           uint64_t *slot, uint64_t pte, uint64_t rights_level)
+{
+    unsigned level = (unsigned)(rights_level >> 8);
+    if (level == 0) {
+        struct walk_ctx c;
+        ept_ctx(w, &c);
+        return ept_walk(w, &c, gpa, access);
+    }
+
+    return ept_walk_from(w, gpa, access, level, slot, pte, rights_level & EPT_RWX_MASK);
+}
+
+/* One level of fastept_translate's straight line: leave for ept_translate_rest unless pte is a
+   well-formed readable pointer into host memory, else read the next level's slot. */
+#define EPT_TRANSLATE_STEP(shift)                                                                   \
+    do {                                                                                            \
+        uint64_t next = pte & EPT_MFN_MASK;                                                         \
+        if ((pte & pointer_mask) != 1u || next >= limit) {                                          \
+            goto rest;                                                                              \
+        }                                                                                           \
+                                                                                                    \
+        rights &= pte;                                                                              \
+        slot = (uint64_t *)(void *)(base + next) + ((gpa >> (shift)) & (EPT_ENTRIES - 1));          \
+        pte = ept_load(slot);                                                                       \
+        level--;                                                                                    \
+    } while (0)
+
+/*
+ * The common case straight-line and short: 4 levels without A/D updates (EPTP bits 6:3 =
+ * 0011b), readable well-formed pointers down to a plain readable 4K leaf that grants the access.
+ * Few live values and every other case in one out-of-line function reached by a jump, so the
+ * hot path needs no stack frame: a C caller's loop keeps more walks in flight.
+ */
 fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access)
 {
     if (!ept_walker_usable(walker) || access - 1u >= 7u || (gpa >> walker->address_bits) != 0) {
         return ept_bad_argument();
     }
 
-    struct walk_ctx c;
-    ept_ctx(walker, &c);
-    return ept_walk(walker, &c, gpa, access);
+    const uint64_t eptp = walker->eptp;
+    if ((eptp & UINT64_C(0x78)) != UINT64_C(0x18)) {
+        return ept_translate_rest(walker, gpa, access, NULL, 0, 0);
+    }
+
+    uint8_t *base = walker->host_base;
+    const uint64_t frames = walker->host_frames;
+    const uint64_t limit = frames > EPT_MFN_FIELD_MAX ? EPT_MFN_MASK + 1 : frames << EPT_PAGE_BITS;
+    const uint64_t leaf_mask = ept_high_reserved(walker->host_address_bits) | 1u;
+    const uint64_t pointer_mask = leaf_mask | UINT64_C(0xF8);
+    uint64_t *slot = (uint64_t *)(void *)(base + (eptp & EPT_MFN_MASK)) + ((gpa >> 39) & (EPT_ENTRIES - 1));
+    uint64_t pte = ept_load(slot);
+    uint64_t rights = EPT_RWX_MASK;
+    unsigned level = 4;
+    EPT_TRANSLATE_STEP(30);
+    EPT_TRANSLATE_STEP(21);
+    EPT_TRANSLATE_STEP(12);
+    if ((pte & leaf_mask) == 1u && ((EPT_BAD_MEMTYPES >> ((pte >> EPT_MEMTYPE_SHIFT) & 7)) & 1u) == 0
+        && (access & ~(uint32_t)(rights & pte)) == 0) {
+        return ept_result(FASTEPT_STATUS_OK, (pte & EPT_MFN_MASK) | (gpa & EPT_OFFSET_MASK), 1, 0);
+    }
+
+rest:
+    return ept_translate_rest(walker, gpa, access, slot, pte, (rights & EPT_RWX_MASK) | ((uint64_t)level << 8));
 }
 
-uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count,
+/*
+ * One complete walk after another (BatchPath.Scalar): the walker of fastept_translate in a
+ * loop, a GPA beyond the guest's address width answered as a bad argument. The other batch
+ * paths (batch_pipelined.c, batch_gather.c) hand it what they do not cover.
+ */
+EPT_HIDDEN void ept_batch_scalar(const fastept_walker *w, const struct walk_ctx *c, const uint64_t *gpas, uint64_t count,
                                  uint32_t access, fastept_translation *results)
 {
-    if (count == 0 || gpas == NULL || results == NULL) {
-        return 0;
-    }
-
-    if (!ept_walker_usable(walker) || access - 1u >= 7u) {
-        for (uint64_t i = 0; i < count; i++) {
-            results[i] = ept_bad_argument();
-        }
-
-        return count;
-    }
-
-    struct walk_ctx c;
-    ept_ctx(walker, &c);
-    const uint32_t address_bits = walker->address_bits;
+    const uint32_t address_bits = w->address_bits;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t gpa = gpas[i];
-        results[i] = (gpa >> address_bits) != 0 ? ept_bad_argument() : ept_walk(walker, &c, gpa, access);
+        results[i] = (gpa >> address_bits) != 0 ? ept_bad_argument() : ept_walk(w, c, gpa, access);
     }
-
-    return count;
 }

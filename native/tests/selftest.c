@@ -49,6 +49,7 @@ void selftest_run(void)
     test_five_levels();
     test_pool_exhaustion();
     test_batch();
+    test_batch_paths();
     test_accessed_dirty();
     test_accessed_dirty_races();
     test_get_entry_corners();

@@ -33,6 +33,7 @@ void test_five_levels(void);
 
 /* selftest_walks.c: batch = single, accessed/dirty flags, get_entry corner cases. */
 void test_batch(void);
+void test_batch_paths(void);
 void test_accessed_dirty(void);
 void test_get_entry_corners(void);
 

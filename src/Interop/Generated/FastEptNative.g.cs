@@ -147,6 +147,22 @@ namespace FastEpt.Interop
         /// <summary>Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid.</summary>
         public const ulong FASTEPT_INVALID_MFN = 0xFFFFFFFFFFFFFFFFUL;
 
+        /// <summary>choose per call, as fastept_translate_batch does (footprint bound, locality, CPU).</summary>
+        /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
+        public const uint FASTEPT_BATCH_AUTO = 0;
+
+        /// <summary>one complete walk after another.</summary>
+        /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
+        public const uint FASTEPT_BATCH_SCALAR = 1;
+
+        /// <summary>software-pipelined walks, each level prefetched 16 walks ahead.</summary>
+        /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
+        public const uint FASTEPT_BATCH_PIPELINED = 2;
+
+        /// <summary>groups of 16 walks with AVX2 gathers (pipelined without AVX2).</summary>
+        /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
+        public const uint FASTEPT_BATCH_GATHER = 3;
+
         /// <summary>Returns FASTEPT_ABI_VERSION of the compiled library.</summary>
         /// <remarks>C: <c>uint32_t fastept_abi_version(void)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_abi_version")]
@@ -212,6 +228,11 @@ namespace FastEpt.Interop
         /// <remarks>C: <c>void fastept_read_state_get(fastept_read_state *state)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_read_state_get")]
         internal static partial void fastept_read_state_get(fastept_read_state* state);
+
+        /// <summary>fastept_translate_batch on a chosen FASTEPT_BATCH_* path (results identical on every path); returns the path taken, 0 if count is 0 or a pointer is null, UINT32_MAX for an unknown path (nothing written).</summary>
+        /// <remarks>C: <c>uint32_t fastept_translate_batch_path(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results, uint32_t path)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_translate_batch_path")]
+        internal static partial uint fastept_translate_batch_path(fastept_walker* walker, ulong* gpas, ulong count, uint access, fastept_translation* results, uint path);
     }
 
     /// <summary>One EPT hierarchy in host memory and the CPU it is walked as.</summary>
