@@ -215,6 +215,7 @@ namespace FastEpt.Interop
         /// <summary>Checks eptp as VM entry does (SDM Vol. 3C "Checks on VMX Controls", EPTP); returns FASTEPT_EPTP_OK or the first failing field (FASTEPT_EPTP_*).</summary>
         /// <remarks>C: <c>int32_t fastept_eptp_check(uint64_t eptp, const fastept_eptp_caps *caps)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_eptp_check")]
+        [SuppressGCTransition]
         internal static partial int fastept_eptp_check(ulong eptp, fastept_eptp_caps* caps);
 
         /// <summary>Walks gpa for access (FASTEPT_ACCESS_* bits) exactly as the CPU does; lock-free; sets A/D atomically when the EPTP enables them.</summary>
