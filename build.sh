@@ -195,7 +195,7 @@ test_fresh_clone_pack() {
         dotnet pack "$scratch/clone/src/Interop/FastEpt.Interop.csproj" -c "$configuration" \
             -o "$scratch/packages" -p:UseSharedCompilation=false || rc=$?
     fi
-    if [ "$rc" -eq 0 ] && ! python3 -m zipfile -l "$scratch"/packages/FastEpt.Interop.*.nupkg | grep -q 'runtimes/linux-x64/native/libfastept.so'; then
+    if [ "$rc" -eq 0 ] && ! python3 -m zipfile -l "$scratch"/packages/FastEpt.Interop.*.nupkg | grep 'runtimes/linux-x64/native/libfastept.so' >/dev/null; then
         echo "build.sh: the fresh clone's FastEpt.Interop package has no runtimes/linux-x64/native/libfastept.so" >&2
         rc=1
     fi
