@@ -139,13 +139,44 @@ function Assert-GeneratedBindings {
     Write-Host 'generated files are up to date'
 }
 
-# Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages.
+# Packs the FastEpt and FastEpt.Interop NuGet packages and the FastEpt.Cli .NET tool into
+# artifacts/packages (the tests install them from there), then checks that a fresh clone packs.
 function Invoke-Pack {
-    Write-Banner 'Packing NuGet packages'
+    Write-Banner 'Packing NuGet packages and the .NET tool'
     if (Test-Path $PackagesDir) {
         Remove-Item -Recurse -Force $PackagesDir
     }
     Invoke-Step 'dotnet' @('pack', 'FastEpt.sln', '-c', $Configuration, '--no-build', '-o', $PackagesDir)
+    Test-FreshClonePack
+}
+
+# A fresh clone of HEAD (no native/build) must pack FastEpt.Interop with `dotnet pack` alone:
+# its MSBuild target runs CMake, and the package carries libfastept.so (as build.sh).
+function Test-FreshClonePack {
+    Write-Banner 'Packing FastEpt.Interop from a fresh clone (the native library is built by MSBuild)'
+    $scratch = Join-Path ([System.IO.Path]::GetTempPath()) ('fastept-clone-' + [guid]::NewGuid().ToString('N'))
+    try {
+        Invoke-Step 'git' @('clone', '--quiet', $RootDir, (Join-Path $scratch 'clone'))
+        Invoke-Step 'dotnet' @('pack', (Join-Path $scratch 'clone/src/Interop/FastEpt.Interop.csproj'), '-c', $Configuration,
+            '-o', (Join-Path $scratch 'packages'), '-p:UseSharedCompilation=false')
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $package = Get-ChildItem (Join-Path $scratch 'packages') -Filter 'FastEpt.Interop.*.nupkg' | Select-Object -First 1
+        $zip = [System.IO.Compression.ZipFile]::OpenRead($package.FullName)
+        try {
+            if (-not ($zip.Entries | Where-Object { $_.FullName -eq 'runtimes/linux-x64/native/libfastept.so' })) {
+                throw "build.ps1: the fresh clone's FastEpt.Interop package has no runtimes/linux-x64/native/libfastept.so"
+            }
+        }
+        finally {
+            $zip.Dispose()
+        }
+        Write-Host 'a fresh clone packs FastEpt.Interop with libfastept.so'
+    }
+    finally {
+        if (Test-Path $scratch) {
+            Remove-Item -Recurse -Force $scratch
+        }
+    }
 }
 
 function Invoke-RestoreAndBuild {

@@ -172,12 +172,36 @@ check_generated_bindings() {
     echo "generated files are up to date"
 }
 
-# Packs the FastEpt and FastEpt.Interop NuGet packages into artifacts/packages; a test
-# installs them into a fresh project from there.
+# Packs the FastEpt and FastEpt.Interop NuGet packages and the FastEpt.Cli .NET tool into
+# artifacts/packages; tests install them from there (Interop/PackageTests: a fresh project;
+# Cli/ToolPackageTests: `dotnet tool install` + `fastept replay --sample`). Then checks that a
+# fresh clone packs on its own (test_fresh_clone_pack). The out-of-tree C consumer of the
+# installed library is CTest's fastept.install.consumer (test_native).
 pack_packages() {
-    banner "Packing NuGet packages"
+    banner "Packing NuGet packages and the .NET tool"
     rm -rf "$packages_dir"
     dotnet pack FastEpt.sln -c "$configuration" --no-build -o "$packages_dir"
+    test_fresh_clone_pack
+}
+
+# A fresh clone of HEAD (committed files only; no native/build) must pack FastEpt.Interop with
+# `dotnet pack` alone: its MSBuild target runs CMake, and the package carries libfastept.so.
+test_fresh_clone_pack() {
+    banner "Packing FastEpt.Interop from a fresh clone (the native library is built by MSBuild)"
+    local scratch rc=0
+    scratch="$(mktemp -d)"
+    git clone --quiet "$root_dir" "$scratch/clone" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        dotnet pack "$scratch/clone/src/Interop/FastEpt.Interop.csproj" -c "$configuration" \
+            -o "$scratch/packages" -p:UseSharedCompilation=false || rc=$?
+    fi
+    if [ "$rc" -eq 0 ] && ! python3 -m zipfile -l "$scratch"/packages/FastEpt.Interop.*.nupkg | grep 'runtimes/linux-x64/native/libfastept.so' >/dev/null; then
+        echo "build.sh: the fresh clone's FastEpt.Interop package has no runtimes/linux-x64/native/libfastept.so" >&2
+        rc=1
+    fi
+    rm -rf "$scratch"
+    [ "$rc" -eq 0 ] || die "a fresh clone does not pack (see above)"
+    echo "a fresh clone packs FastEpt.Interop with libfastept.so"
 }
 
 restore_and_build() {

@@ -21,6 +21,31 @@
 
 #include <stdint.h>
 
+/* The library's version, the same as the FastEpt NuGet packages' (Directory.Build.props
+   <Version>; CMake reads it from there and a CTest test fails when these differ). */
+#define FASTEPT_VERSION_MAJOR 0
+#define FASTEPT_VERSION_MINOR 3 /* minor version (0.x: a new minor may change the ABI) */
+#define FASTEPT_VERSION_PATCH 0 /* patch version */
+#define FASTEPT_VERSION "0.3.0" /* "MAJOR.MINOR.PATCH" */
+
+/* FASTEPT_API marks every exported function: dllexport while building the DLL (CMake defines
+   FASTEPT_BUILDING), dllimport for its users, default visibility on ELF/Mach-O (the library is
+   built with -fvisibility=hidden, so only these symbols are exported). Define FASTEPT_STATIC
+   when linking a static build. */
+#if defined(FASTEPT_STATIC)
+#define FASTEPT_API
+#elif defined(_WIN32) || defined(__CYGWIN__)
+#if defined(FASTEPT_BUILDING)
+#define FASTEPT_API __declspec(dllexport)
+#else
+#define FASTEPT_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define FASTEPT_API __attribute__((visibility("default")))
+#else
+#define FASTEPT_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -141,40 +166,67 @@ typedef struct fastept_set_result {
 } fastept_set_result;
 
 /* Returns FASTEPT_ABI_VERSION of the compiled library. */
-uint32_t fastept_abi_version(void);
+FASTEPT_API uint32_t fastept_abi_version(void);
 
 /* Builds an EPTP for a root table: root_mfn << 12 | (levels - 1) << 3 | write-back | A/D bit when access_dirty. */
-uint64_t fastept_make_eptp(uint64_t root_mfn, uint32_t levels, uint32_t access_dirty);
+FASTEPT_API uint64_t fastept_make_eptp(uint64_t root_mfn, uint32_t levels, uint32_t access_dirty);
 
-/* Returns FASTEPT_OK if every walker field is in range (root inside host memory, levels 4 or 5, widths valid), else FASTEPT_ERR_RANGE. */
-int32_t fastept_walker_check(const fastept_walker *walker);
+/* Returns FASTEPT_OK if every walker field is in range (root inside host memory, levels 4 or 5, widths valid, and the EPTP passes fastept_eptp_check against the walker's own CPU: UC/WB, 4/5 levels, A/D, MAXPHYADDR = host_address_bits, no shadow-stack control), else FASTEPT_ERR_RANGE. */
+FASTEPT_API int32_t fastept_walker_check(const fastept_walker *walker);
+
+/* Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order. */
+enum fastept_eptp_status {
+    FASTEPT_EPTP_OK = 0,            /* VM entry accepts the EPTP */
+    FASTEPT_EPTP_MEMORY_TYPE = 1,   /* bits 2:0 are not UC (0) or WB (6), or that type's capability bit (8 or 14) is clear */
+    FASTEPT_EPTP_WALK_LENGTH = 2,   /* bits 5:3 are not 3 (4-level, capability bit 6) or 4 (5-level, capability bit 7), or that bit is clear */
+    FASTEPT_EPTP_ACCESS_DIRTY = 3,  /* bit 6 (accessed/dirty enable) set while capability bit 21 is clear */
+    FASTEPT_EPTP_SHADOW_STACK = 4,  /* bit 7 (supervisor shadow-stack control) set without FASTEPT_EPTP_CAP_SHADOW_STACK */
+    FASTEPT_EPTP_RESERVED = 5,      /* a reserved bit in 11:8 is set */
+    FASTEPT_EPTP_ADDRESS = 6,       /* a bit at or above MAXPHYADDR (bits 63:MAXPHYADDR) is set */
+    FASTEPT_EPTP_BAD_CAPS = 255     /* caps is NULL, max_phys_addr is outside 32 .. 52 or flags has unknown bits: nothing was checked */
+};
+
+/* Flags in fastept_eptp_caps.flags. */
+enum fastept_eptp_cap_flags {
+    FASTEPT_EPTP_CAP_SHADOW_STACK = 1 /* the CPU allows EPTP bit 7 (supervisor shadow-stack control); an input, not read from the MSR */
+};
+
+/* What the VM-entry EPTP check depends on: the CPU's EPT capabilities and physical-address width. */
+typedef struct fastept_eptp_caps {
+    uint64_t ept_vpid_cap; /* IA32_VMX_EPT_VPID_CAP (MSR 0x48C): bit 6 4-level, 7 5-level, 8 UC, 14 WB, 21 accessed/dirty */
+    uint32_t max_phys_addr; /* MAXPHYADDR (CPUID 80000008H EAX[7:0]): 32 .. 52 */
+    uint32_t flags;        /* FASTEPT_EPTP_CAP_* */
+} fastept_eptp_caps;
+
+/* Checks eptp as VM entry does (SDM Vol. 3C "Checks on VMX Controls", EPTP); returns FASTEPT_EPTP_OK or the first failing field (FASTEPT_EPTP_*). */
+FASTEPT_API int32_t fastept_eptp_check(uint64_t eptp, const fastept_eptp_caps *caps);
 
 /* Walks gpa for access (FASTEPT_ACCESS_* bits) exactly as the CPU does; lock-free; sets A/D atomically when the EPTP enables them. */
-fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access);
+FASTEPT_API fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access);
 
 /* Translates count GPAs into results[0 .. count); returns the number written (count). */
-uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results);
+FASTEPT_API uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results);
 
 /* Looks up gfn as Xen's get_entry does (no populate-on-demand); lock-free; never changes a table. */
-fastept_entry fastept_get_entry(const fastept_walker *walker, uint64_t gfn);
+FASTEPT_API fastept_entry fastept_get_entry(const fastept_walker *walker, uint64_t gfn);
 
 /* Maps 2^order frames (type 1 = invalid removes); builds tables from pool frames in private, publishes with one compare-exchange; callers serialise writers. */
-int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, fastept_set_result *result);
+FASTEPT_API int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, fastept_set_result *result);
 
 /* Lists the table frames of a subtree (table at level, e.g. a retired one) into out[0 .. capacity); returns how many there are in all. */
-uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity);
+FASTEPT_API uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity);
 
 /* Opens a read section on this thread (wait-free after the thread's first call); returns the token for fastept_read_exit. Nothing in it may block on a managed writer. */
-int32_t fastept_read_enter(void);
+FASTEPT_API int32_t fastept_read_enter(void);
 
 /* Closes the section opened by the fastept_read_enter that returned token, on the same thread. */
-void fastept_read_exit(int32_t token);
+FASTEPT_API void fastept_read_exit(int32_t token);
 
 /* Gives this thread's slot back (call it outside any section before the thread exits; a later fastept_read_enter takes a slot again). */
-void fastept_read_release(void);
+FASTEPT_API void fastept_read_release(void);
 
 /* Fills state with the addresses of the read-section slots, the epoch cell and the shared count. */
-void fastept_read_state_get(fastept_read_state *state);
+FASTEPT_API void fastept_read_state_get(fastept_read_state *state);
 
 /* Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among). */
 enum fastept_batch_path {
@@ -185,7 +237,7 @@ enum fastept_batch_path {
 };
 
 /* fastept_translate_batch on a chosen FASTEPT_BATCH_* path (results identical on every path); returns the path taken, 0 if count is 0 or a pointer is null, UINT32_MAX for an unknown path (nothing written). */
-uint32_t fastept_translate_batch_path(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results, uint32_t path);
+FASTEPT_API uint32_t fastept_translate_batch_path(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results, uint32_t path);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 FastEpt contributors */
 
-/* util.c - version, EPTP construction and walker validation. */
+/* util.c - version, EPTP construction and walker validation (the EPTP itself: eptp.c). */
 
 #include "internal.h"
 
@@ -27,6 +27,16 @@ int32_t fastept_walker_check(const fastept_walker *walker)
 
     /* Unknown capability bits and a default access outside FastEpt.P2mAccess. */
     if ((walker->caps & ~(uint32_t)63) != 0 || walker->default_access > P2M_ACCESS_MAX) {
+        return FASTEPT_ERR_RANGE;
+    }
+
+    /* The EPTP as VM entry would take it on a CPU with everything FastEpt walks (UC/WB tables,
+       4 and 5 levels, A/D flags) and MAXPHYADDR = host_address_bits, without supervisor
+       shadow-stack control: a type other than UC/WB, bits 11:7 or bits above MAXPHYADDR fail. */
+    const fastept_eptp_caps caps = {
+        (UINT64_C(1) << 6) | (UINT64_C(1) << 7) | (UINT64_C(1) << 8) | (UINT64_C(1) << 14) | (UINT64_C(1) << 21),
+        walker->host_address_bits, 0};
+    if (fastept_eptp_check(walker->eptp, &caps) != FASTEPT_EPTP_OK) {
         return FASTEPT_ERR_RANGE;
     }
 

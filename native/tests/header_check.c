@@ -24,6 +24,8 @@ FASTEPT_HEADER_CHECK(entry_order, offsetof(fastept_entry, order) == 12);
 FASTEPT_HEADER_CHECK(set_result_size, sizeof(fastept_set_result) == 24);
 FASTEPT_HEADER_CHECK(set_result_frames, offsetof(fastept_set_result, frames_used) == 20);
 FASTEPT_HEADER_CHECK(invalid_mfn, FASTEPT_INVALID_MFN == ~(uint64_t)0);
+FASTEPT_HEADER_CHECK(eptp_caps_size, sizeof(fastept_eptp_caps) == 16);
+FASTEPT_HEADER_CHECK(version_number, FASTEPT_VERSION_MAJOR >= 0 && FASTEPT_VERSION_MINOR >= 0 && FASTEPT_VERSION_PATCH >= 0);
 
 /* Every function with its exact type, so a signature change breaks this file. */
 typedef uint32_t (*abi_version_fn)(void);
@@ -35,6 +37,7 @@ typedef fastept_entry (*get_entry_fn)(const fastept_walker *, uint64_t);
 typedef int32_t (*set_entry_fn)(fastept_walker *, const uint64_t *, uint32_t, uint64_t, uint64_t, uint32_t, uint32_t,
                                 uint32_t, uint32_t, fastept_set_result *);
 typedef uint64_t (*collect_tables_fn)(const fastept_walker *, uint64_t, uint32_t, uint64_t *, uint64_t);
+typedef int32_t (*eptp_check_fn)(uint64_t, const fastept_eptp_caps *);
 
 struct fastept_header_check_api {
     abi_version_fn abi_version;
@@ -45,6 +48,7 @@ struct fastept_header_check_api {
     get_entry_fn get_entry;
     set_entry_fn set_entry;
     collect_tables_fn collect_tables;
+    eptp_check_fn eptp_check;
 };
 
 struct fastept_header_check_api fastept_header_check_functions(void);
@@ -60,5 +64,6 @@ struct fastept_header_check_api fastept_header_check_functions(void)
     api.get_entry = fastept_get_entry;
     api.set_entry = fastept_set_entry;
     api.collect_tables = fastept_collect_tables;
+    api.eptp_check = fastept_eptp_check;
     return api;
 }

@@ -50,5 +50,9 @@ int main(void)
     printf("field %s %zu %zu\n", "fastept_set_result.pod_delta", offsetof(struct fastept_set_result, pod_delta), sizeof(((struct fastept_set_result *)0)->pod_delta));
     printf("field %s %zu %zu\n", "fastept_set_result.retired_level", offsetof(struct fastept_set_result, retired_level), sizeof(((struct fastept_set_result *)0)->retired_level));
     printf("field %s %zu %zu\n", "fastept_set_result.frames_used", offsetof(struct fastept_set_result, frames_used), sizeof(((struct fastept_set_result *)0)->frames_used));
+    printf("struct %s %zu\n", "fastept_eptp_caps", sizeof(struct fastept_eptp_caps));
+    printf("field %s %zu %zu\n", "fastept_eptp_caps.ept_vpid_cap", offsetof(struct fastept_eptp_caps, ept_vpid_cap), sizeof(((struct fastept_eptp_caps *)0)->ept_vpid_cap));
+    printf("field %s %zu %zu\n", "fastept_eptp_caps.max_phys_addr", offsetof(struct fastept_eptp_caps, max_phys_addr), sizeof(((struct fastept_eptp_caps *)0)->max_phys_addr));
+    printf("field %s %zu %zu\n", "fastept_eptp_caps.flags", offsetof(struct fastept_eptp_caps, flags), sizeof(((struct fastept_eptp_caps *)0)->flags));
     return 0;
 }

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from bindings_common import (C_INTEGER_TYPES, FIXED_BUFFER_TYPES, HEADER_REL, LITERAL_MACROS, MACRO_PREFIX,
+from bindings_common import (C_INTEGER_TYPES, EXPORT_MACRO, FIXED_BUFFER_TYPES, HEADER_REL, LITERAL_MACROS, MACRO_PREFIX,
                              SUPPRESS_GC_TRANSITION, GenError, Model, clean_comment, sentence, xml_escape)
 
 
@@ -177,14 +177,20 @@ class Parser:
 
     def macro(self, c):
         name = c.spelling
-        if not name.startswith(MACRO_PREFIX):
-            return
+        if not name.startswith(MACRO_PREFIX) or name == EXPORT_MACRO:
+            return  # the export macro is an attribute, not a value (function() checks its use)
         tokens = list(c.get_tokens())
         if len(tokens) == 1:
             return  # include guard or flag macro: no value
         if tokens[1].spelling == "(" and tokens[1].extent.start.column == tokens[0].extent.end.column:
             raise GenError(f"{self.where(c)}: function-like macro {name} is not supported by this generator")
         value = [t.spelling for t in tokens[1:]]
+        if len(value) == 1 and re.fullmatch(r'"[^"\\]*"', value[0]):
+            # A plain string literal (FASTEPT_VERSION): a const string with the same text.
+            doc = self.doc_of(c) or self.comments.trailing(c.extent.end.line, c.extent.end.column)
+            text = xml_escape(sentence(doc)) if doc else f"The value of the C macro <c>{name}</c>."
+            self.model.constants.append((name, "string", value[0], text, None))
+            return
         cs_type = None
         if len(value) == 4 and value[0] in LITERAL_MACROS and value[1] == "(" and value[3] == ")":
             cs_type = LITERAL_MACROS[value[0]]
@@ -229,8 +235,19 @@ class Parser:
         for i, p in enumerate(c.get_arguments()):
             pname = p.spelling or f"arg{i}"
             params.append((self.cs_type(p.type, f"{context} parameter {pname}"), pname))
+        # Every function carries the export macro first (it is what makes it a library export).
+        # libclang hands out the macro's expansion, so the check and the prototype read the
+        # declaration's source text instead.
+        start, end = c.extent.start, c.extent.end
+        lines = self.comments.lines[start.line - 1:end.line]
+        lines[-1] = lines[-1][:end.column - 1]
+        lines[0] = lines[0][start.column - 1:]
+        source = " ".join(lines).strip()
+        if not source.startswith(EXPORT_MACRO + " "):
+            raise GenError(f"{context}: declare it as '{EXPORT_MACRO} <type> {name}(...)': without the export "
+                           "macro the library (built with hidden visibility) does not export it")
         doc = self.doc_of(c)
-        prototype = " ".join(t.spelling for t in c.get_tokens())
+        prototype = re.sub(r"\s+", " ", source[len(EXPORT_MACRO):])
         prototype = re.sub(r"\s+([,)\]])", r"\1", prototype)
         prototype = re.sub(r"([(\[])\s+", r"\1", prototype)
         prototype = re.sub(r"\s+\*", " *", prototype)

@@ -26,8 +26,11 @@ Mapping rules
     has a negative value and `uint` otherwise (C enums are int-sized; the unsigned type matches
     the uint32_t parameters these values are passed in). Object-like FASTEPT_* macros whose
     value is an integer literal, optionally in UINT64_C()/INT64_C()/UINT32_C()/INT32_C(),
-    become constants of the matching type; any other FASTEPT_* macro is an error, so a header
-    change cannot silently drop a constant.
+    become constants of the matching type, and one whose value is a plain string literal
+    (FASTEPT_VERSION) a `const string`; the export macro FASTEPT_API is skipped; any other
+    FASTEPT_* macro is an error, so a header change cannot silently drop a constant.
+  * Every function declaration must start with FASTEPT_API (an error otherwise: the library is
+    built with hidden visibility, so a function without it would not be exported).
   * Functions become internal `[LibraryImport]` static partial methods (NativeWalker is the
     public way in) with the C names and blittable signatures: fixed-width integers map to the
     C# integer of the same width, every pointer to a C# pointer (const dropped), structs by

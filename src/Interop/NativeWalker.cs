@@ -136,6 +136,13 @@ namespace FastEpt.Interop
                 ThrowHelper.ThrowArgumentOutOfRangeException(nameof(eptp), $"0x{eptp:X}", $"The root table 0x{root:X} is outside host memory ({memory.FrameCount} frames).");
             }
 
+            // The VM-entry EPTP check on a CPU with everything the walker supports (as fastept_walker_check).
+            EptpStatus eptpStatus = new Eptp(eptp).Check(EptpCapabilities.AllWalkable(o.HostAddressBits));
+            if (eptpStatus != EptpStatus.Ok)
+            {
+                ThrowHelper.ThrowArgumentException(nameof(eptp), $"VM entry would reject EPTP 0x{eptp:X}: its {eptpStatus} field is invalid (Eptp.Check, docs/model/ept.md §1.7).");
+            }
+
             _memory = memory;
             _levels = levels;
             _addressBits = o.AddressBits;

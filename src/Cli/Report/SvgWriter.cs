@@ -21,10 +21,25 @@ namespace FastEpt.Cli.Replay
         /// <summary>Height of the drawing (viewBox units).</summary>
         public const int Height = 500;
 
-        private const int Left = 90;
-        private const int Right = 20;
+        /// <summary>The font size of every label (viewBox units).</summary>
+        public const int FontSize = 12;
+
+        // The smallest margins; Left and Right grow when a tick label needs more room.
+        private const int MinLeft = 90;
+        private const int MinRight = 20;
         private const int Top = 40;
         private const int Bottom = 60;
+        private const double Pad = 4;           // between a label and the edge of the drawing
+        private const double YLabelBand = 30;   // the rotated y-axis label's column, left of the y ticks
+        private const double TickGap = 6;       // between a y tick label and the axis
+
+        // Where the plot sits: the margins depend on the widest tick labels.
+        private readonly record struct Frame(double Left, double Right)
+        {
+            public double PlotWidth => Width - Left - Right;
+
+            public double ScaleX(double x, double maxX) => Left + (x / maxX * PlotWidth);
+        }
 
         /// <summary>A line chart of <paramref name="points"/> (x ascending), scaled to fit; axes start at 0.</summary>
         /// <param name="title">Chart title.</param>
@@ -43,8 +58,16 @@ namespace FastEpt.Cli.Replay
                 maxY = Math.Max(maxY, y);
             }
 
+            // The x ticks sit on 0 .. maxX, so the last label is centred on the right end of the axis.
+            double yTickWidth = 0;
+            for (int i = 0; i <= 4; i++)
+            {
+                yTickWidth = Math.Max(yTickWidth, TextWidth(Num(maxY * i / 4)));
+            }
+
+            Frame frame = FrameFor(yTickWidth, TextWidth(Num(maxX)) / 2);
             StringBuilder sb = Begin(title);
-            Axes(sb, xLabel, yLabel, maxX, maxY);
+            Axes(sb, frame, xLabel, yLabel, maxX, maxY);
             sb.Append("<polyline class=\"curve\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
             for (int i = 0; i < points.Count; i++)
             {
@@ -53,7 +76,7 @@ namespace FastEpt.Cli.Replay
                     sb.Append(' ');
                 }
 
-                sb.Append(F(ScaleX(points[i].X, maxX))).Append(',').Append(F(ScaleY(points[i].Y, maxY)));
+                sb.Append(F(frame.ScaleX(points[i].X, maxX))).Append(',').Append(F(ScaleY(points[i].Y, maxY)));
             }
 
             sb.Append("\"/>\n");
@@ -85,8 +108,19 @@ namespace FastEpt.Cli.Replay
                 }
             }
 
+            // The last column's label is centred on that column: it needs half its width, less
+            // half a column, right of the plot (a column is at least 1 unit wide in practice).
+            double lastHalf = 0;
+            if (columnLabels is not null && columns > 0 && columns - 1 < columnLabels.Count)
+            {
+                lastHalf = TextWidth(columnLabels[columns - 1]) / 2;
+            }
+
+            Frame frame = FrameFor(0, lastHalf);
+            double left = frame.Left;
+            double right = frame.Right;
             StringBuilder sb = Begin(title);
-            double plotW = Width - Left - Right;
+            double plotW = frame.PlotWidth;
             double plotH = Height - Top - Bottom;
             sb.Append("<g class=\"cells\">\n");
             for (int r = 0; r < rows; r++)
@@ -94,7 +128,7 @@ namespace FastEpt.Cli.Replay
                 for (int c = 0; c < columns; c++)
                 {
                     long v = counts[r][c];
-                    sb.Append("<rect x=\"").Append(F(Left + (c * plotW / columns)))
+                    sb.Append("<rect x=\"").Append(F(left + (c * plotW / columns)))
                       .Append("\" y=\"").Append(F(Top + (r * plotH / rows)))
                       .Append("\" width=\"").Append(F(plotW / columns))
                       .Append("\" height=\"").Append(F(plotH / rows))
@@ -104,22 +138,22 @@ namespace FastEpt.Cli.Replay
             }
 
             sb.Append("</g>\n");
-            sb.Append("<line class=\"axis\" x1=\"").Append(Left).Append("\" y1=\"").Append(Height - Bottom).Append("\" x2=\"").Append(Width - Right).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
-            sb.Append("<line class=\"axis\" x1=\"").Append(Left).Append("\" y1=\"").Append(Top).Append("\" x2=\"").Append(Left).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
+            sb.Append("<line class=\"axis\" x1=\"").Append(F(left)).Append("\" y1=\"").Append(Height - Bottom).Append("\" x2=\"").Append(F(Width - right)).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
+            sb.Append("<line class=\"axis\" x1=\"").Append(F(left)).Append("\" y1=\"").Append(Top).Append("\" x2=\"").Append(F(left)).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
             if (columnLabels is not null && columns > 0)
             {
                 foreach (int c in new[] { 0, columns / 2, columns - 1 })
                 {
                     if (c < columnLabels.Count)
                     {
-                        Text(sb, "tick", Left + ((c + 0.5) * plotW / columns), Height - Bottom + 16, "middle", columnLabels[c]);
+                        Text(sb, "tick", left + ((c + 0.5) * plotW / columns), Height - Bottom + 16, "middle", columnLabels[c]);
                     }
                 }
             }
 
-            Text(sb, "xlabel", Left + (plotW / 2), Height - 15, "middle", xLabel);
+            Text(sb, "xlabel", left + (plotW / 2), Height - 15, "middle", xLabel);
             YLabel(sb, yLabel);
-            Text(sb, "legend", Width - Right, Top - 8, "end", "max " + max.ToString(CultureInfo.InvariantCulture));
+            Text(sb, "legend", Width - right, Top - 8, "end", "max " + max.ToString(CultureInfo.InvariantCulture));
             return End(sb);
         }
 
@@ -174,34 +208,87 @@ namespace FastEpt.Cli.Replay
 
         private static string End(StringBuilder sb) => sb.Append("</svg>\n").ToString();
 
-        private static void Axes(StringBuilder sb, string xLabel, string yLabel, double maxX, double maxY)
+        private static void Axes(StringBuilder sb, Frame frame, string xLabel, string yLabel, double maxX, double maxY)
         {
-            sb.Append("<line class=\"axis\" x1=\"").Append(Left).Append("\" y1=\"").Append(Height - Bottom).Append("\" x2=\"").Append(Width - Right).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
-            sb.Append("<line class=\"axis\" x1=\"").Append(Left).Append("\" y1=\"").Append(Top).Append("\" x2=\"").Append(Left).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
+            double left = frame.Left;
+            double right = frame.Right;
+            sb.Append("<line class=\"axis\" x1=\"").Append(F(left)).Append("\" y1=\"").Append(Height - Bottom).Append("\" x2=\"").Append(F(Width - right)).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
+            sb.Append("<line class=\"axis\" x1=\"").Append(F(left)).Append("\" y1=\"").Append(Top).Append("\" x2=\"").Append(F(left)).Append("\" y2=\"").Append(Height - Bottom).Append("\" stroke=\"black\"/>\n");
             for (int i = 0; i <= 4; i++)
             {
                 double fx = maxX * i / 4;
                 double fy = maxY * i / 4;
-                Text(sb, "tick", ScaleX(fx, maxX), Height - Bottom + 16, "middle", Num(fx));
-                Text(sb, "tick", Left - 6, ScaleY(fy, maxY) + 4, "end", Num(fy));
+                Text(sb, "tick", frame.ScaleX(fx, maxX), Height - Bottom + 16, "middle", Num(fx));
+                Text(sb, "tick", left - TickGap, ScaleY(fy, maxY) + 4, "end", Num(fy));
             }
 
-            Text(sb, "xlabel", Left + ((Width - Left - Right) / 2.0), Height - 15, "middle", xLabel);
+            Text(sb, "xlabel", left + ((Width - left - right) / 2.0), Height - 15, "middle", xLabel);
             YLabel(sb, yLabel);
         }
 
+        // Rotated a quarter turn, the label runs up the left edge: its width is vertical, so it
+        // is squeezed (textLength) to the drawing's height when longer.
         private static void YLabel(StringBuilder sb, string label)
         {
-            double y = Top + ((Height - Top - Bottom) / 2.0);
-            sb.Append("<text class=\"ylabel\" x=\"18\" y=\"").Append(F(y)).Append("\" text-anchor=\"middle\" transform=\"rotate(-90 18 ").Append(F(y)).Append(")\">")
-              .Append(Escape(label)).Append("</text>\n");
+            double width = TextWidth(label);
+            double room = Height - (2 * Pad);
+            // Centred on the plot's height, moved in when its length would cross the top or bottom.
+            double half = Math.Min(width, room) / 2;
+            double y = Math.Clamp(Top + ((Height - Top - Bottom) / 2.0), Pad + half, Height - Pad - half);
+            sb.Append("<text class=\"ylabel\" x=\"18\" y=\"").Append(F(y)).Append("\" text-anchor=\"middle\" transform=\"rotate(-90 18 ").Append(F(y)).Append(")\"");
+            if (width > room)
+            {
+                sb.Append(" textLength=\"").Append(F(room)).Append("\" lengthAdjust=\"spacingAndGlyphs\"");
+            }
+
+            sb.Append('>').Append(Escape(label)).Append("</text>\n");
         }
 
+        // A label, kept inside the drawing: one wider than the drawing is squeezed to fit
+        // (textLength), and one that would cross an edge is moved in along its baseline.
         private static void Text(StringBuilder sb, string cls, double x, double y, string anchor, string text)
-            => sb.Append("<text class=\"").Append(cls).Append("\" x=\"").Append(F(x)).Append("\" y=\"").Append(F(y))
-                 .Append("\" text-anchor=\"").Append(anchor).Append("\">").Append(Escape(text)).Append("</text>\n");
+        {
+            double width = TextWidth(text);
+            double room = Width - (2 * Pad);
+            bool squeeze = width > room;
+            width = Math.Min(width, room);
+            double start = anchor switch { "middle" => x - (width / 2), "end" => x - width, _ => x };
+            start = Math.Clamp(start, Pad, Width - Pad - width);
+            x = anchor switch { "middle" => start + (width / 2), "end" => start + width, _ => start };
+            sb.Append("<text class=\"").Append(cls).Append("\" x=\"").Append(F(x)).Append("\" y=\"").Append(F(y))
+              .Append("\" text-anchor=\"").Append(anchor).Append('"');
+            if (squeeze)
+            {
+                sb.Append(" textLength=\"").Append(F(width)).Append("\" lengthAdjust=\"spacingAndGlyphs\"");
+            }
 
-        private static double ScaleX(double x, double maxX) => Left + (x / maxX * (Width - Left - Right));
+            sb.Append('>').Append(Escape(text)).Append("</text>\n");
+        }
+
+        /// <summary>
+        /// A conservative estimate of how wide <paramref name="text"/> is drawn at
+        /// <see cref="FontSize"/> in a sans-serif font: 0.7 em per character and 0.95 em for the
+        /// widest glyphs (M, W, m, w, @, %), above the real advance widths of common sans-serif
+        /// fonts (DejaVu Sans digits 0.64 em, M 0.86 em; Arial digits 0.56 em, M 0.83 em).
+        /// </summary>
+        /// <param name="text">The label.</param>
+        /// <returns>The width in viewBox units.</returns>
+        internal static double TextWidth(string text)
+        {
+            double em = 0;
+            foreach (char ch in text)
+            {
+                em += ch is 'M' or 'W' or 'm' or 'w' or '@' or '%' ? 0.95 : 0.7;
+            }
+
+            return em * FontSize;
+        }
+
+        // Margins wide enough for the y tick labels (right-aligned before the axis, the rotated
+        // y label in its band further left) and for the last x tick label's overhang.
+        private static Frame FrameFor(double yTickWidth, double xOverhang)
+            => new(Math.Max(MinLeft, Math.Ceiling(YLabelBand + yTickWidth + TickGap)),
+                   Math.Max(MinRight, Math.Ceiling(xOverhang + Pad)));
 
         private static double ScaleY(double y, double maxY) => Height - Bottom - (y / maxY * (Height - Top - Bottom));
 

@@ -24,6 +24,18 @@ namespace FastEpt.Interop
         /// <summary>The name the native library is loaded by (<c>libfastept.so</c> on Linux).</summary>
         public const string LibraryName = "fastept";
 
+        /// <summary>The library's version, the same as the FastEpt NuGet packages' (Directory.Build.props &lt;Version&gt;; CMake reads it from there and a CTest test fails when these differ).</summary>
+        public const int FASTEPT_VERSION_MAJOR = 0;
+
+        /// <summary>minor version (0.x: a new minor may change the ABI).</summary>
+        public const int FASTEPT_VERSION_MINOR = 3;
+
+        /// <summary>patch version.</summary>
+        public const int FASTEPT_VERSION_PATCH = 0;
+
+        /// <summary>"MAJOR.MINOR.PATCH".</summary>
+        public const string FASTEPT_VERSION = "0.3.0";
+
         /// <summary><c>FASTEPT_ABI_VERSION</c>, a value of <c>enum fastept_abi</c>.</summary>
         /// <remarks>A value of <c>enum fastept_abi</c>: Version of this header's ABI: bumped whenever a struct or signature changes.</remarks>
         public const uint FASTEPT_ABI_VERSION = 2;
@@ -147,6 +159,42 @@ namespace FastEpt.Interop
         /// <summary>Frame number meaning "no frame" (also used for GFNs); same as FastEpt.Mfn.Invalid.</summary>
         public const ulong FASTEPT_INVALID_MFN = 0xFFFFFFFFFFFFFFFFUL;
 
+        /// <summary>VM entry accepts the EPTP.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_OK = 0;
+
+        /// <summary>bits 2:0 are not UC (0) or WB (6), or that type's capability bit (8 or 14) is clear.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_MEMORY_TYPE = 1;
+
+        /// <summary>bits 5:3 are not 3 (4-level, capability bit 6) or 4 (5-level, capability bit 7), or that bit is clear.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_WALK_LENGTH = 2;
+
+        /// <summary>bit 6 (accessed/dirty enable) set while capability bit 21 is clear.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_ACCESS_DIRTY = 3;
+
+        /// <summary>bit 7 (supervisor shadow-stack control) set without FASTEPT_EPTP_CAP_SHADOW_STACK.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_SHADOW_STACK = 4;
+
+        /// <summary>a reserved bit in 11:8 is set.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_RESERVED = 5;
+
+        /// <summary>a bit at or above MAXPHYADDR (bits 63:MAXPHYADDR) is set.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_ADDRESS = 6;
+
+        /// <summary>caps is NULL, max_phys_addr is outside 32 .. 52 or flags has unknown bits: nothing was checked.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_status</c>: Outcome of fastept_eptp_check (same values as FastEpt.EptpStatus): the first failing EPTP field, in bit order.</remarks>
+        public const uint FASTEPT_EPTP_BAD_CAPS = 255;
+
+        /// <summary>the CPU allows EPTP bit 7 (supervisor shadow-stack control); an input, not read from the MSR.</summary>
+        /// <remarks>A value of <c>enum fastept_eptp_cap_flags</c>: Flags in fastept_eptp_caps.flags.</remarks>
+        public const uint FASTEPT_EPTP_CAP_SHADOW_STACK = 1;
+
         /// <summary>choose per call, as fastept_translate_batch does (footprint bound, locality, CPU).</summary>
         /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
         public const uint FASTEPT_BATCH_AUTO = 0;
@@ -175,10 +223,16 @@ namespace FastEpt.Interop
         [SuppressGCTransition]
         internal static partial ulong fastept_make_eptp(ulong root_mfn, uint levels, uint access_dirty);
 
-        /// <summary>Returns FASTEPT_OK if every walker field is in range (root inside host memory, levels 4 or 5, widths valid), else FASTEPT_ERR_RANGE.</summary>
+        /// <summary>Returns FASTEPT_OK if every walker field is in range (root inside host memory, levels 4 or 5, widths valid, and the EPTP passes fastept_eptp_check against the walker's own CPU: UC/WB, 4/5 levels, A/D, MAXPHYADDR = host_address_bits, no shadow-stack control), else FASTEPT_ERR_RANGE.</summary>
         /// <remarks>C: <c>int32_t fastept_walker_check(const fastept_walker *walker)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_walker_check")]
         internal static partial int fastept_walker_check(fastept_walker* walker);
+
+        /// <summary>Checks eptp as VM entry does (SDM Vol. 3C "Checks on VMX Controls", EPTP); returns FASTEPT_EPTP_OK or the first failing field (FASTEPT_EPTP_*).</summary>
+        /// <remarks>C: <c>int32_t fastept_eptp_check(uint64_t eptp, const fastept_eptp_caps *caps)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_eptp_check")]
+        [SuppressGCTransition]
+        internal static partial int fastept_eptp_check(ulong eptp, fastept_eptp_caps* caps);
 
         /// <summary>Walks gpa for access (FASTEPT_ACCESS_* bits) exactly as the CPU does; lock-free; sets A/D atomically when the EPTP enables them.</summary>
         /// <remarks>C: <c>fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access)</c></remarks>
@@ -342,5 +396,19 @@ namespace FastEpt.Interop
 
         /// <summary>how many frames from the front of the pool the call linked into the tree.</summary>
         public uint frames_used;
+    }
+
+    /// <summary>What the VM-entry EPTP check depends on: the CPU's EPT capabilities and physical-address width.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe partial struct fastept_eptp_caps
+    {
+        /// <summary>IA32_VMX_EPT_VPID_CAP (MSR 0x48C): bit 6 4-level, 7 5-level, 8 UC, 14 WB, 21 accessed/dirty.</summary>
+        public ulong ept_vpid_cap;
+
+        /// <summary>MAXPHYADDR (CPUID 80000008H EAX[7:0]): 32 .. 52.</summary>
+        public uint max_phys_addr;
+
+        /// <summary>FASTEPT_EPTP_CAP_*.</summary>
+        public uint flags;
     }
 }
