@@ -193,8 +193,10 @@ namespace FastEpt.Tests.DomainTests
                     if (world.D.Altp2m.IsActive(v))
                     {
                         P2m p = world.D.Altp2m.View(v);
-                        Assert.True(p.PendingReclaimFrameCount >= 0);
                         Assert.Equal(0, P2mTests.P2mConcurrencyTests.ReclaimUntilEmpty(p));
+                        Assert.Equal(0, p.PendingReclaimFrameCount);
+                        // Every table frame the view counts is reachable from its root, and no more.
+                        Assert.Equal(ReachableTables.Count(world.Memory, p.RootMfn, p.Levels), p.TableFrameCount);
                     }
                 }
 
