@@ -26,7 +26,8 @@ namespace FastEpt.Tests.PageTypes
             // shared L2 while the other may be validating or demoting it as a child. Every few
             // rounds both stop while holding their roots, and the last to arrive audits.
             var held = new Dictionary<ulong, int> { [h.Root1] = 1, [h.Root2] = 1 };
-            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none));
+            var types = new Dictionary<ulong, PageType> { [h.Root1] = PageType.L4, [h.Root2] = PageType.L4 };
+            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none, types));
             Task a = Run(w.Table, seed: 1, h.Root1, h.SharedL2, meet);
             Task b = Run(w.Table, seed: 2, h.Root2, h.OtherL2, meet);
             await Task.WhenAll(a, b).WaitAsync(s_watchdog);
@@ -39,7 +40,8 @@ namespace FastEpt.Tests.PageTypes
             using var w = new PageTypeWorld();
             Hierarchy h = Build(w);
             var held = new Dictionary<ulong, int> { [h.Root1] = 2 };
-            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none));
+            var types = new Dictionary<ulong, PageType> { [h.Root1] = PageType.L4 };
+            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none, types));
             Task a = Run(w.Table, seed: 3, h.Root1, h.SharedL2, meet);
             Task b = Run(w.Table, seed: 4, h.Root1, h.SharedL2, meet);
             await Task.WhenAll(a, b).WaitAsync(s_watchdog);
