@@ -92,6 +92,7 @@ namespace FastEpt.Tests.DomainTests
             TranslateOkInViews,
             RemapSeen,
             SuperpageSeen,
+            Violations,
             Gets,
             GetMapped,
             AuditedEntries,
@@ -175,6 +176,11 @@ namespace FastEpt.Tests.DomainTests
                 world.VerifyQuiescent();
                 Assert.True(world.ViolationCount == 0,
                     $"{world.ViolationCount} invalid entries once every thread had stopped; first ones:\n" + string.Join("\n", world.Violations));
+                int rightsChecked = world.VerifyRights();
+                Assert.True(world.ViolationCount == 0,
+                    $"{world.ViolationCount} rights beyond the view's or the host's access; first ones:\n" + string.Join("\n", world.Violations));
+                Assert.True(rightsChecked >= 4, $"the rights of only {rightsChecked} GFNs could be checked after the run");
+                Assert.True(Sum(Stat.Violations) > 0, "No reader ever saw an EPT violation.");
 
                 // The run must have exercised what it claims to.
                 Assert.True(Sum(Stat.Translates) + Sum(Stat.Gets) >= 10_000, "Too few reader observations.");
