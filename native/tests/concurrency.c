@@ -23,7 +23,9 @@
 
 #include "testutil.h"
 
+#if defined(__linux__)
 #include <linux/membarrier.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -116,9 +118,23 @@ static _Atomic int64_t *c_epoch_cell(const struct c_reclaimer *rc)
     return (_Atomic int64_t *)(uintptr_t)rc->state.epoch;
 }
 
+/* The process-wide barrier the managed reclaimer issues (FlushProcessWriteBuffers); Linux only. */
 static int c_membarrier(void)
 {
+#if defined(__linux__)
     return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return 0;
+#endif
+}
+
+static int c_membarrier_register(void)
+{
+#if defined(__linux__)
+    return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return 0;
+#endif
 }
 
 static void c_retire(struct c_reclaimer *rc, uint64_t frame)
@@ -295,8 +311,10 @@ static void c_section_holds_back(void)
 
 void concurrency_test_run(void)
 {
-    if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0) {
-        CHECK(0, "membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) is unavailable: cannot reclaim under readers");
+    if (!c_membarrier_register()) {
+        /* Reported, and counted as a failure: the reclaiming torture would otherwise pass unrun. */
+        CHECK(0, "SKIPPED, counted as a failure: no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) here, so the "
+                 "concurrency suite cannot reclaim under readers");
         return;
     }
 
