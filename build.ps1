@@ -244,6 +244,32 @@ function Invoke-Test {
         throw 'build.ps1: the batch tests without hardware intrinsics produced no results'
     }
 
+    # ---- Exercised paths: which ISA tiers and sanitizers the runs above really covered ----
+    # A batch path the hardware lacks is reported by its tests as skipped (with the reason),
+    # never as passed; this block counts them from the TRX files.
+    Write-Banner 'Exercised paths'
+    Write-Host "CPU avx2: $([System.Runtime.Intrinsics.X86.Avx2]::IsSupported)"
+    Write-Host "CPU avx512f: $([System.Runtime.Intrinsics.X86.Avx512F]::IsSupported)"
+    Write-Host 'AVX-512: no FastEpt path uses it (its presence changes nothing below)'
+    foreach ($run in @(@('all', 'all tests'), @('no-intrinsics', 'DOTNET_EnableHWIntrinsic=0'))) {
+        $results = @(Get-ChildItem -Path (Join-Path $ResultsDir $run[0]) -Filter '*.trx' -File -ErrorAction SilentlyContinue |
+            ForEach-Object { ([xml](Get-Content -Raw -LiteralPath $_.FullName)).TestRun.Results.UnitTestResult })
+        foreach ($path in 'Scalar', 'Pipelined', 'Gather', 'Auto') {
+            $counts = @($results | Where-Object { $_.testName -like "*pathName: `"$path`"*" } | Group-Object outcome |
+                ForEach-Object { "$($_.Count) $(if ($_.Name -eq 'NotExecuted') { 'skipped (not exercised)' } else { $_.Name.ToLowerInvariant() })" })
+            $label = if ($path -eq 'Gather') { 'Gather (AVX2)' } else { $path }
+            Write-Host "$($run[1]): batch path ${label}: $(if ($counts.Count -gt 0) { $counts -join ', ' } else { 'no tests ran' })"
+        }
+    }
+    $driver = Join-Path $NativeBuildDir 'fastept_test_driver'
+    if (Test-Path $driver) {
+        $sanitizers = & $driver --no-self-test (Join-Path $NativeDir 'tests/vectors') | Select-String '^sanitizers: (.*)$'
+        if ($sanitizers) { Write-Host "native test driver (fastept.selftest, fastept.vectors.shared): sanitizers $($sanitizers.Matches[0].Groups[1].Value)" }
+    }
+    else {
+        Write-Host 'native test driver: not built here (no sanitized C tests ran)'
+    }
+
     Write-Banner 'Test summary'
     $total = 0; $executed = 0; $passed = 0; $failed = 0
     $trxFiles = @(Get-ChildItem -Path $ResultsDir -Filter '*.trx' -File -Recurse)

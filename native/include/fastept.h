@@ -94,6 +94,17 @@ enum fastept_suppress_ve {
     FASTEPT_SVE_SET = 2
 };
 
+/* The argument fastept_check_set names when it refuses a set. */
+enum fastept_set_argument {
+    FASTEPT_ARG_NONE = 0,
+    FASTEPT_ARG_GFN = 1,
+    FASTEPT_ARG_MFN = 2,
+    FASTEPT_ARG_ORDER = 3,
+    FASTEPT_ARG_TYPE = 4,
+    FASTEPT_ARG_ACCESS = 5,
+    FASTEPT_ARG_SUPPRESS_VE = 6
+};
+
 /* Return codes of the functions that change or check state. */
 enum fastept_result {
     FASTEPT_OK = 0,
@@ -212,6 +223,9 @@ FASTEPT_API fastept_entry fastept_get_entry(const fastept_walker *walker, uint64
 
 /* Maps 2^order frames (type 1 = invalid removes); builds tables from pool frames in private, publishes with one compare-exchange; callers serialise writers. */
 FASTEPT_API int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, fastept_set_result *result);
+
+/* Checks fastept_set_entry's arguments, writing nothing: its status, the refused argument in *argument, and in *raises_to the max_mapped_pfn a valid entry raises (else FASTEPT_INVALID_MFN). */
+FASTEPT_API int32_t fastept_check_set(const fastept_walker *walker, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, uint32_t *argument, uint64_t *raises_to);
 
 /* Lists the table frames of a subtree (table at level, e.g. a retired one) into out[0 .. capacity); returns how many there are in all. */
 FASTEPT_API uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity);

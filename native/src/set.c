@@ -29,6 +29,42 @@ static void ept_raise_max_mapped(fastept_walker *w, uint64_t last)
     }
 }
 
+int32_t fastept_check_set(const fastept_walker *walker, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type,
+                          uint32_t access, uint32_t suppress_ve, uint32_t *argument, uint64_t *raises_to)
+{
+    uint32_t scratch_argument;
+    uint32_t *a = argument != NULL ? argument : &scratch_argument;
+    uint64_t scratch_raise;
+    uint64_t *to = raises_to != NULL ? raises_to : &scratch_raise;
+    *a = FASTEPT_ARG_NONE;
+    *to = FASTEPT_INVALID_MFN;
+    if (fastept_walker_check(walker) != FASTEPT_OK) {
+        return FASTEPT_ERR_RANGE;
+    }
+
+    int32_t rc = ept_validate_set(walker, gfn, mfn, order, type, access, suppress_ve, a);
+    if (rc != FASTEPT_OK) {
+        return rc;
+    }
+
+    /* The same leaf fastept_set_entry builds: only a valid one raises max_mapped_pfn. */
+    struct set_ctx c;
+    c.ad = ept_ad_of(walker->eptp);
+    c.caps = walker->caps;
+    c.base = walker->host_base;
+    c.frames = walker->host_frames;
+    c.root = ept_mfn_of(walker->eptp);
+    c.levels = ept_levels_of(walker->eptp);
+    c.pool = NULL;
+    c.used = 0;
+    c.middle = 0;
+    if (ept_is_valid(ept_build_leaf(&c, mfn, order, type, access))) {
+        *to = gfn + (UINT64_C(1) << order) - 1;
+    }
+
+    return FASTEPT_OK;
+}
+
 int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn,
                           uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve,
                           fastept_set_result *result)
@@ -44,7 +80,8 @@ int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t
         return FASTEPT_ERR_RANGE;
     }
 
-    int32_t rc = ept_validate_set(walker, gfn, mfn, order, type, access, suppress_ve);
+    uint32_t argument;
+    int32_t rc = ept_validate_set(walker, gfn, mfn, order, type, access, suppress_ve, &argument);
     if (rc != FASTEPT_OK) {
         return rc;
     }

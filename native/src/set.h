@@ -28,7 +28,7 @@ struct set_ctx {
 /* set_perms.c */
 EPT_HIDDEN uint64_t ept_apply(uint64_t raw, unsigned type, unsigned access, int superpage, uint32_t caps, int ad);
 EPT_HIDDEN int32_t ept_validate_set(const fastept_walker *w, uint64_t gfn, uint64_t mfn, uint32_t order,
-                                    uint32_t type, uint32_t access, uint32_t sve_mode);
+                                    uint32_t type, uint32_t access, uint32_t sve_mode, uint32_t *argument);
 
 /* set_build.c */
 EPT_HIDDEN uint64_t ept_build_leaf(const struct set_ctx *c, uint64_t mfn, uint32_t order, unsigned type, unsigned access);

@@ -153,45 +153,61 @@ static int ept_needs_frame(unsigned type)
     }
 }
 
-EPT_HIDDEN int32_t ept_validate_set(const fastept_walker *w, uint64_t gfn, uint64_t mfn, uint32_t order,
-                                    uint32_t type, uint32_t access, uint32_t sve_mode)
+/* Refuses with `status`, naming the refused argument in *argument. */
+static int32_t ept_refuse(uint32_t *argument, uint32_t which, int32_t status)
 {
+    *argument = which;
+    return status;
+}
+
+EPT_HIDDEN int32_t ept_validate_set(const fastept_walker *w, uint64_t gfn, uint64_t mfn, uint32_t order,
+                                    uint32_t type, uint32_t access, uint32_t sve_mode, uint32_t *argument)
+{
+    *argument = FASTEPT_ARG_NONE;
     if (order != FASTEPT_ORDER_4K && order != FASTEPT_ORDER_2M && order != FASTEPT_ORDER_1G) {
-        return FASTEPT_ERR_RANGE;
+        return ept_refuse(argument, FASTEPT_ARG_ORDER, FASTEPT_ERR_RANGE);
     }
 
     if (order == FASTEPT_ORDER_1G && (w->caps & FASTEPT_CAP_1G) == 0) {
-        return FASTEPT_ERR_RANGE;
+        return ept_refuse(argument, FASTEPT_ARG_ORDER, FASTEPT_ERR_RANGE);
     }
 
-    if (type > P2M_TYPE_MAX || access > P2M_ACCESS_MAX || sve_mode > FASTEPT_SVE_SET) {
-        return FASTEPT_ERR_RANGE;
+    if (type > P2M_TYPE_MAX) {
+        return ept_refuse(argument, FASTEPT_ARG_TYPE, FASTEPT_ERR_RANGE);
+    }
+
+    if (access > P2M_ACCESS_MAX) {
+        return ept_refuse(argument, FASTEPT_ARG_ACCESS, FASTEPT_ERR_RANGE);
+    }
+
+    if (sve_mode > FASTEPT_SVE_SET) {
+        return ept_refuse(argument, FASTEPT_ARG_SUPPRESS_VE, FASTEPT_ERR_RANGE);
     }
 
     if ((gfn >> (w->address_bits - EPT_PAGE_BITS)) != 0) {
-        return FASTEPT_ERR_RANGE;
+        return ept_refuse(argument, FASTEPT_ARG_GFN, FASTEPT_ERR_RANGE);
     }
 
     uint64_t count = UINT64_C(1) << order;
     if ((gfn & (count - 1)) != 0) {
-        return FASTEPT_ERR_ALIGN;
+        return ept_refuse(argument, FASTEPT_ARG_GFN, FASTEPT_ERR_ALIGN);
     }
 
     if (type == P2M_MAP_FOREIGN && order != FASTEPT_ORDER_4K) {
-        return FASTEPT_ERR_RANGE;                       /* foreign mappings are 4K only */
+        return ept_refuse(argument, FASTEPT_ARG_ORDER, FASTEPT_ERR_RANGE);   /* foreign mappings are 4K only */
     }
 
     if (mfn == FASTEPT_INVALID_MFN) {
         if (ept_needs_frame(type)) {
-            return FASTEPT_ERR_RANGE;
+            return ept_refuse(argument, FASTEPT_ARG_MFN, FASTEPT_ERR_RANGE);
         }
     } else {
         if ((mfn & (count - 1)) != 0) {
-            return FASTEPT_ERR_ALIGN;
+            return ept_refuse(argument, FASTEPT_ARG_MFN, FASTEPT_ERR_ALIGN);
         }
 
         if (type == P2M_POD) {
-            return FASTEPT_ERR_RANGE;                   /* PoD entries carry no frame */
+            return ept_refuse(argument, FASTEPT_ARG_MFN, FASTEPT_ERR_RANGE);  /* PoD entries carry no frame */
         }
 
         /* RAM-backed frames must be host memory; MMIO frames must fit MAXPHYADDR. */
@@ -199,18 +215,18 @@ EPT_HIDDEN int32_t ept_validate_set(const fastept_walker *w, uint64_t gfn, uint6
                              ? UINT64_C(1) << (w->host_address_bits - EPT_PAGE_BITS)
                              : w->host_frames;
         if (mfn >= limit || count > limit - mfn) {
-            return FASTEPT_ERR_RANGE;
+            return ept_refuse(argument, FASTEPT_ARG_MFN, FASTEPT_ERR_RANGE);
         }
     }
 
     if (ept_write_without_read(type, access)) {
-        return FASTEPT_ERR_PERMISSION;
+        return ept_refuse(argument, FASTEPT_ARG_ACCESS, FASTEPT_ERR_PERMISSION);
     }
 
     /* Likewise an execute-only leaf on a CPU without the capability (SDM 29.3.3.1). */
     if ((w->caps & FASTEPT_CAP_EXECUTE_ONLY) == 0
         && (ept_apply(0, type, access, order != FASTEPT_ORDER_4K, w->caps, ept_ad_of(w->eptp)) & EPT_RWX_MASK) == 4) {
-        return FASTEPT_ERR_PERMISSION;
+        return ept_refuse(argument, FASTEPT_ARG_ACCESS, FASTEPT_ERR_PERMISSION);
     }
 
     return FASTEPT_OK;

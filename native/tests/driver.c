@@ -4,11 +4,12 @@
 /*
  * driver.c - the CTest driver of the native library.
  *
- *   fastept_test_driver [--no-self-test | --suite=unit,model,concurrency] [DIR...]
+ *   fastept_test_driver [--require-sanitizers] [--no-self-test | --suite=unit,model,concurrency] [DIR...]
  *
- * Runs the built-in self-tests (all three suites, unless --no-self-test or --suite picks
- * some), then every translate*.txt vector file in each DIR. Every DIR must contribute at least
- * one case. Exits 0 only if nothing failed.
+ * Prints which sanitizers the driver was built with ("sanitizers: ..."); with
+ * --require-sanitizers it fails at once when there are none. Runs the built-in self-tests (all
+ * three suites, unless --no-self-test or --suite picks some), then every translate*.txt vector
+ * file in each DIR. Every DIR must contribute at least one case. Exits 0 only if nothing failed.
  */
 
 #include "testutil.h"
@@ -16,9 +17,36 @@
 #include <stdio.h>
 #include <string.h>
 
+/* GCC defines __SANITIZE_ADDRESS__; Clang answers __has_feature. UBSan has no macro: the
+   build adds it together with ASan (FASTEPT_SAN_COMPILE), never alone. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DRIVER_SANITIZERS "address,undefined"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DRIVER_SANITIZERS "address,undefined"
+#endif
+#endif
+#ifndef DRIVER_SANITIZERS
+#define DRIVER_SANITIZERS "none"
+#endif
+
 int main(int argc, char **argv)
 {
     int unit = 1, model = 1, concurrency = 1;
+    printf("sanitizers: %s\n", DRIVER_SANITIZERS);
+    if (argc > 1 && strcmp(argv[1], "--require-sanitizers") == 0) {
+        if (strcmp(DRIVER_SANITIZERS, "none") == 0) {
+            fprintf(stderr, "%s: built without sanitizers although FASTEPT_SANITIZE is on (the compiler could not "
+                            "build or run -fsanitize=address,undefined); configure with -DFASTEPT_SANITIZE=OFF to "
+                            "test without them\n", argv[0]);
+            return 1;
+        }
+
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+
     int first_dir = 1;
     if (argc > 1 && strcmp(argv[1], "--no-self-test") == 0) {
         unit = model = concurrency = 0;

@@ -2,13 +2,20 @@
 /* Copyright (c) 2026 FastEpt contributors */
 
 /*
- * reference.c - random garbage tables against a plain transcription of the managed walkers.
+ * reference.c - random garbage tables against an independent model of the walk.
  *
- * ref_translate is P2m.WalkFrom started at the root (no fast path), ref_get_entry is
- * P2m.Lookup + DecodeLeaf + HoleOrderBeyond, both written as directly as possible. Random
- * tables of raw entries - pointers inside and outside host memory, every rwx, reserved bits,
- * memory types, bit 7 anywhere, A/D set or clear, software fields in and out of their enums -
- * are walked by both, with A/D on and off; results and (A/D) the memory afterwards must match.
+ * ref_translate is written from the Intel SDM's tables (Vol. 3C 29.3.2 "EPT Translation
+ * Mechanism", 29.3.3.1 "EPT Misconfigurations", 29.3.3.2 "EPT Violations") and
+ * docs/model/ept.md, as data: what bits 2:0 mean, which memory types are reserved, which levels
+ * may map a page and what each format reserves. It shares no code or structure with walk.c or
+ * the managed walkers; the same tables, in C#, are tests/FastEpt.Tests/Support/SdmEptModel.cs,
+ * and vectors.c checks this model against every hand-derived vector of tests/Data before it
+ * judges anything. ref_get_entry decodes a leaf by the software-field layout of
+ * docs/model/ept.md (type 57:52, access 62:59, suppress-#VE 63) and Xen's get_entry rules.
+ * Random tables of raw entries - pointers inside and outside host memory, every rwx, reserved
+ * bits, memory types, bit 7 anywhere, A/D set or clear, software fields in and out of their
+ * enums - are walked by both, with A/D on and off; results and (A/D) the memory afterwards
+ * must match.
  */
 
 #include "testutil.h"
@@ -18,15 +25,45 @@
 #include <string.h>
 
 #define R_FRAMES 64u
-#define R_MFN_MASK UINT64_C(0x000FFFFFFFFFF000)
+#define R_ADDRESS_FIELD UINT64_C(0x000FFFFFFFFFF000)    /* bits 51:12 */
+#define R_MFN_MASK R_ADDRESS_FIELD
 
-struct ref_cfg {
-    unsigned levels;
-    uint64_t frames;
-    uint64_t root;
-    uint32_t hbits;
-    int xo, one_g, ad;
+/* SDM 29.3.3.1: what an entry's bits 2:0 (read, write, execute) make of it. */
+enum ref_rights { RIGHTS_NOT_PRESENT, RIGHTS_USABLE, RIGHTS_MISCONFIGURED, RIGHTS_EXECUTE_ONLY };
+
+static const enum ref_rights ref_rights_of[8] = {
+    RIGHTS_NOT_PRESENT,     /* 000: the walk ends in an EPT violation at this entry */
+    RIGHTS_USABLE,          /* r */
+    RIGHTS_MISCONFIGURED,   /* w: write without read */
+    RIGHTS_USABLE,          /* rw */
+    RIGHTS_EXECUTE_ONLY,    /* x: a misconfiguration unless the CPU supports execute-only */
+    RIGHTS_USABLE,          /* rx */
+    RIGHTS_MISCONFIGURED,   /* wx: write without read */
+    RIGHTS_USABLE,          /* rwx */
 };
+
+/* SDM 29.3.3.1: EPT memory types 2, 3 and 7 are reserved (bits 5:3 of a page-mapping entry). */
+static const unsigned char ref_reserved_memory_type[8] = { 0, 0, 1, 1, 0, 0, 0, 1 };
+
+/* One row per level (index = Intel level): when the entry maps a page, and the page size. */
+enum ref_maps { MAPS_ALWAYS, MAPS_IF_BIT7, MAPS_IF_BIT7_WITH_1G, MAPS_NEVER };
+
+static const struct {
+    enum ref_maps maps;
+    unsigned page_shift;
+} ref_levels[6] = {
+    { MAPS_NEVER, 0 },
+    { MAPS_ALWAYS, 12 },            /* PTE: bit 7 ignored */
+    { MAPS_IF_BIT7, 21 },           /* PDE: 2 MiB page */
+    { MAPS_IF_BIT7_WITH_1G, 30 },   /* PDPTE: 1 GiB page where supported, else bit 7 reserved */
+    { MAPS_NEVER, 39 },             /* PML4E: bit 7 reserved */
+    { MAPS_NEVER, 48 },             /* PML5E: bit 7 reserved */
+};
+
+#define R_PAGE_BIT (UINT64_C(1) << 7)
+#define R_ACCESSED (UINT64_C(1) << 8)
+#define R_DIRTY (UINT64_C(1) << 9)
+#define R_TABLE_RESERVED_LOW UINT64_C(0x78)    /* bits 6:3 of an entry referencing a table */
 
 static fastept_translation ref_result(unsigned status, uint64_t hpa, unsigned level, uint64_t qual)
 {
@@ -39,64 +76,63 @@ static fastept_translation ref_result(unsigned status, uint64_t hpa, unsigned le
     return t;
 }
 
-static fastept_translation ref_translate(uint8_t *b, const struct ref_cfg *c, uint64_t gpa, uint32_t access)
+fastept_translation reference_translate(uint8_t *b, const struct ref_cfg *c, uint64_t gpa, uint32_t access)
 {
-    uint64_t high = R_MFN_MASK & ~((UINT64_C(1) << c->hbits) - 1);
-    uint64_t non_leaf_reserved = 0x78 | high;
-    uint64_t leaf1 = high;
-    uint64_t leaf2 = high | (((UINT64_C(1) << 21) - 1) & ~UINT64_C(0xFFF));
-    uint64_t leaf3 = c->one_g ? high | (((UINT64_C(1) << 30) - 1) & ~UINT64_C(0xFFF)) : ~UINT64_C(0);
-    uint32_t bad_rwx = (1u << 2) | (1u << 6) | (c->xo ? 0u : 1u << 4);
-    unsigned level = c->levels;
-    int shift = 12 + 9 * (level - 1);
-    uint64_t rights = 7;
-    uint64_t *p = (uint64_t *)(void *)(b + (c->root << 12)) + ((gpa >> shift) & 511);
-    uint64_t pte = *p;
-    for (;;) {
-        if ((pte & 7) == 0) {
+    uint64_t above_maxphy = R_ADDRESS_FIELD & ~((UINT64_C(1) << c->hbits) - 1);
+    uint64_t table = c->root;
+    uint64_t rights = 7;                 /* ANDed over every entry walked (qualification bits 5:3) */
+    for (unsigned level = c->levels;; level--) {
+        unsigned shift = ref_levels[level].page_shift;
+        uint64_t *slot = (uint64_t *)(void *)(b + (table << 12)) + ((gpa >> shift) & 511);
+        uint64_t pte = *slot;
+        enum ref_rights kind = ref_rights_of[pte & 7];
+        if (kind == RIGHTS_NOT_PRESENT) {
             return ref_result(FASTEPT_STATUS_VIOLATION, 0, level, access);
         }
 
-        if (((bad_rwx >> (pte & 7)) & 1) != 0) {
+        if (kind == RIGHTS_MISCONFIGURED || (kind == RIGHTS_EXECUTE_ONLY && !c->xo)) {
             return ref_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
         }
 
-        if (level == 1 || (pte & 0x80) != 0) {
-            uint64_t reserved = level == 1 ? leaf1 : level == 2 ? leaf2 : level == 3 ? leaf3 : ~UINT64_C(0);
-            if ((pte & reserved) != 0 || ((0x8Cu >> ((pte >> 3) & 7)) & 1) != 0) {
+        /* Bit 7 where it is reserved is taken as a page mapping the level does not allow. */
+        if (ref_levels[level].maps != MAPS_ALWAYS && (pte & R_PAGE_BIT) == 0) {
+            uint64_t next = (pte & R_ADDRESS_FIELD) >> 12;
+            if ((pte & (R_TABLE_RESERVED_LOW | above_maxphy)) != 0 || next >= c->frames) {
                 return ref_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
             }
 
             rights &= pte;
-            if ((access & ~(uint32_t)rights) != 0) {
-                return ref_result(FASTEPT_STATUS_VIOLATION, 0, level, access | (rights << 3));
+            if (c->ad && (pte & R_ACCESSED) == 0) {
+                *slot = pte | R_ACCESSED;
             }
 
-            if (c->ad) {
-                uint64_t want = 0x100 | ((access & 2) != 0 ? 0x200 : 0);
-                if ((pte & want) != want) {
-                    *p |= want;
-                }
-            }
-
-            uint64_t offset_mask = (UINT64_C(1) << shift) - 1;
-            return ref_result(FASTEPT_STATUS_OK, (pte & R_MFN_MASK & ~offset_mask) | (gpa & offset_mask), level, 0);
+            table = next;
+            continue;
         }
 
-        uint64_t next = (pte & R_MFN_MASK) >> 12;
-        if ((pte & non_leaf_reserved) != 0 || next >= c->frames) {
+        /* A page mapping: allowed here, no reserved address bits below the page size or above
+           MAXPHYADDR, a defined memory type. */
+        enum ref_maps maps = ref_levels[level].maps;
+        int allowed = maps != MAPS_NEVER && (maps != MAPS_IF_BIT7_WITH_1G || c->one_g);
+        uint64_t page_mask = (UINT64_C(1) << shift) - 1;
+        if (!allowed || (pte & (above_maxphy | (page_mask & R_ADDRESS_FIELD))) != 0
+            || ref_reserved_memory_type[(pte >> 3) & 7]) {
             return ref_result(FASTEPT_STATUS_MISCONFIG, 0, level, 0);
         }
 
         rights &= pte;
-        if (c->ad && (pte & 0x100) == 0) {
-            *p |= 0x100;
+        if ((access & ~(uint32_t)rights) != 0) {
+            return ref_result(FASTEPT_STATUS_VIOLATION, 0, level, access | (rights << 3));
         }
 
-        level--;
-        shift -= 9;
-        p = (uint64_t *)(void *)(b + (next << 12)) + ((gpa >> shift) & 511);
-        pte = *p;
+        if (c->ad) {
+            uint64_t flags = R_ACCESSED | ((access & FASTEPT_ACCESS_WRITE) != 0 ? R_DIRTY : 0);
+            if ((pte & flags) != flags) {
+                *slot = pte | flags;
+            }
+        }
+
+        return ref_result(FASTEPT_STATUS_OK, (pte & R_ADDRESS_FIELD & ~page_mask) | (gpa & page_mask), level, 0);
     }
 }
 
@@ -257,7 +293,7 @@ void reference_test_run(void)
 
             uint32_t access = (uint32_t)(1 + tu_below(&rng, 7));
             fastept_translation got = fastept_translate(&w, gpa, access);
-            fastept_translation want = ref_translate(ref, &c, gpa, access);
+            fastept_translation want = reference_translate(ref, &c, gpa, access);
             CHECK(memcmp(&got, &want, sizeof(got)) == 0,
                   "round %u: translate(0x%llx, %u) = %u level %u hpa 0x%llx qual 0x%x, reference %u level %u hpa 0x%llx qual 0x%x",
                   round, (unsigned long long)gpa, access, got.status, got.level, (unsigned long long)got.hpa,
@@ -269,7 +305,7 @@ void reference_test_run(void)
                   "round %u: batch differs", round);
             if (c.ad) {
                 /* The batch walk above wrote the same flags again: a no-op on the library side. */
-                ref_translate(ref, &c, gpa, access);
+                reference_translate(ref, &c, gpa, access);
             }
 
             uint64_t gfn = gpa >> 12;

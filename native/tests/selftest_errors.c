@@ -147,6 +147,7 @@ struct set_case {
     uint64_t gfn, mfn;
     uint32_t order, type, access, sve;
     int32_t rc;
+    uint32_t arg;           /* the argument fastept_check_set names (FASTEPT_ARG_*) */
     const char *what;
 };
 
@@ -162,33 +163,33 @@ void test_set_errors(void)
     CHECK(tu_set(&e, 0x200, 0x200, 9, T_RAM_RW, A_RWX, 0, 0, NULL) == FASTEPT_OK, "seed mapping");
     const uint64_t host_limit = UINT64_C(1) << (46 - 12);
     const struct set_case cases[] = {
-        { 0, 0, 1, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, "order 1" },
-        { 0, 0, 27, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, "order 27" },
-        { 0, 0, 0, 16, A_RWX, 0, FASTEPT_ERR_RANGE, "type 16" },
-        { 0, 0, 0, T_RAM_RW, 11, 0, FASTEPT_ERR_RANGE, "access 11" },
-        { 0, 0, 0, T_RAM_RW, A_RWX, 3, FASTEPT_ERR_RANGE, "suppress-#VE mode 3" },
-        { UINT64_C(1) << 36, 0, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, "GFN beyond 48 bits" },
-        { 0x201, 0x200, 9, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_ALIGN, "misaligned GFN" },
-        { 0x201, 0x200, 9, T_FOREIGN, A_RWX, 0, FASTEPT_ERR_ALIGN, "misaligned GFN before 2M foreign" },
-        { 0x200, 0x200, 9, T_FOREIGN, A_RWX, 0, FASTEPT_ERR_RANGE, "2M foreign mapping" },
-        { 0x5, TU_INVALID, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, "RAM without a frame" },
-        { 0x5, TU_INVALID, 0, T_GRANT_RO, A_R, 0, FASTEPT_ERR_RANGE, "grant without a frame" },
-        { 0x5, TU_INVALID, 0, T_FOREIGN, A_R, 0, FASTEPT_ERR_RANGE, "foreign without a frame" },
-        { 0x5, TU_INVALID, 0, T_BROKEN, A_R, 0, FASTEPT_ERR_RANGE, "broken without a frame" },
-        { 0x200, 0x201, 9, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_ALIGN, "misaligned MFN" },
-        { 0x200, 0x201, 9, T_POD, A_N, 0, FASTEPT_ERR_ALIGN, "misaligned MFN before PoD-with-frame" },
-        { 0x5, 0x5, 0, T_POD, A_N, 0, FASTEPT_ERR_RANGE, "PoD with a frame" },
-        { 0x5, 2112, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, "RAM frame outside host memory" },
-        { 0x200, 1536 + 512, 9, T_RAM_RO, A_RWX, 0, FASTEPT_ERR_RANGE, "2M RAM running past host memory" },
-        { 0x5, host_limit, 0, T_MMIO_DIRECT, A_RWX, 0, FASTEPT_ERR_RANGE, "MMIO frame beyond MAXPHYADDR" },
-        { 0x5, host_limit, 0, T_MMIO_DM, A_RWX, 0, FASTEPT_ERR_RANGE, "mmio_dm frame beyond MAXPHYADDR" },
-        { 0x5, host_limit, 0, T_INVALID, A_RWX, 0, FASTEPT_ERR_RANGE, "removal frame beyond MAXPHYADDR" },
-        { 0x5, 0x5, 0, T_RAM_RW, A_W, 0, FASTEPT_ERR_PERMISSION, "RAM with w" },
-        { 0x5, 0x5, 0, T_RAM_RW, A_WX, 0, FASTEPT_ERR_PERMISSION, "RAM with wx" },
-        { 0x5, 0x5, 0, T_GRANT_RO, A_W, 0, FASTEPT_ERR_PERMISSION, "grant_ro with w (readable type)" },
-        { 0x5, 0x5, 0, T_RAM_RW, A_X, 0, FASTEPT_ERR_PERMISSION, "execute-only without the capability" },
-        { 0x5, 0x5, 0, T_MMIO_DIRECT, A_X, 0, FASTEPT_ERR_PERMISSION, "execute-only MMIO" },
-        { 0x5, 0x5, 0, T_RAM_RW, 16, 16, FASTEPT_ERR_RANGE, "several errors: the first (range) wins" },
+        { 0, 0, 1, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_ORDER, "order 1" },
+        { 0, 0, 27, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_ORDER, "order 27" },
+        { 0, 0, 0, 16, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_TYPE, "type 16" },
+        { 0, 0, 0, T_RAM_RW, 11, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_ACCESS, "access 11" },
+        { 0, 0, 0, T_RAM_RW, A_RWX, 3, FASTEPT_ERR_RANGE, FASTEPT_ARG_SUPPRESS_VE, "suppress-#VE mode 3" },
+        { UINT64_C(1) << 36, 0, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_GFN, "GFN beyond 48 bits" },
+        { 0x201, 0x200, 9, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_ALIGN, FASTEPT_ARG_GFN, "misaligned GFN" },
+        { 0x201, 0x200, 9, T_FOREIGN, A_RWX, 0, FASTEPT_ERR_ALIGN, FASTEPT_ARG_GFN, "misaligned GFN before 2M foreign" },
+        { 0x200, 0x200, 9, T_FOREIGN, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_ORDER, "2M foreign mapping" },
+        { 0x5, TU_INVALID, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "RAM without a frame" },
+        { 0x5, TU_INVALID, 0, T_GRANT_RO, A_R, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "grant without a frame" },
+        { 0x5, TU_INVALID, 0, T_FOREIGN, A_R, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "foreign without a frame" },
+        { 0x5, TU_INVALID, 0, T_BROKEN, A_R, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "broken without a frame" },
+        { 0x200, 0x201, 9, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_ALIGN, FASTEPT_ARG_MFN, "misaligned MFN" },
+        { 0x200, 0x201, 9, T_POD, A_N, 0, FASTEPT_ERR_ALIGN, FASTEPT_ARG_MFN, "misaligned MFN before PoD-with-frame" },
+        { 0x5, 0x5, 0, T_POD, A_N, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "PoD with a frame" },
+        { 0x5, 2112, 0, T_RAM_RW, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "RAM frame outside host memory" },
+        { 0x200, 1536 + 512, 9, T_RAM_RO, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "2M RAM running past host memory" },
+        { 0x5, host_limit, 0, T_MMIO_DIRECT, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "MMIO frame beyond MAXPHYADDR" },
+        { 0x5, host_limit, 0, T_MMIO_DM, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "mmio_dm frame beyond MAXPHYADDR" },
+        { 0x5, host_limit, 0, T_INVALID, A_RWX, 0, FASTEPT_ERR_RANGE, FASTEPT_ARG_MFN, "removal frame beyond MAXPHYADDR" },
+        { 0x5, 0x5, 0, T_RAM_RW, A_W, 0, FASTEPT_ERR_PERMISSION, FASTEPT_ARG_ACCESS, "RAM with w" },
+        { 0x5, 0x5, 0, T_RAM_RW, A_WX, 0, FASTEPT_ERR_PERMISSION, FASTEPT_ARG_ACCESS, "RAM with wx" },
+        { 0x5, 0x5, 0, T_GRANT_RO, A_W, 0, FASTEPT_ERR_PERMISSION, FASTEPT_ARG_ACCESS, "grant_ro with w (readable type)" },
+        { 0x5, 0x5, 0, T_RAM_RW, A_X, 0, FASTEPT_ERR_PERMISSION, FASTEPT_ARG_ACCESS, "execute-only without the capability" },
+        { 0x5, 0x5, 0, T_MMIO_DIRECT, A_X, 0, FASTEPT_ERR_PERMISSION, FASTEPT_ARG_ACCESS, "execute-only MMIO" },
+        { 0x5, 0x5, 0, T_RAM_RW, 16, 16, FASTEPT_ERR_RANGE, FASTEPT_ARG_ACCESS, "several errors: the first (range) wins" },
     };
 
     struct snapshot s;
@@ -198,6 +199,12 @@ void test_set_errors(void)
         fastept_set_result r;
         int32_t rc = tu_set(&e, c->gfn, c->mfn, c->order, c->type, c->access, c->sve, 0, &r);
         CHECK(rc == c->rc, "%s: rc %d, expected %d", c->what, rc, c->rc);
+        uint32_t arg = 99;
+        uint64_t raises = 0;
+        rc = fastept_check_set(&e.w, c->gfn, c->mfn, c->order, c->type, c->access, c->sve, &arg, &raises);
+        CHECK(rc == c->rc && arg == c->arg, "%s: check_set rc %d argument %u, expected %d argument %u", c->what, rc, arg,
+              c->rc, c->arg);
+        CHECK(raises == TU_INVALID, "%s: check_set raises_to 0x%llx on a refusal", c->what, (unsigned long long)raises);
         CHECK(r.retired_table == TU_INVALID && r.retired_level == 0 && r.frames_used == 0 && r.pod_delta == 0,
               "%s: result not reset", c->what);
         CHECK(snap_same(&e, &s), "%s: memory or max_mapped_pfn changed", c->what);
@@ -207,6 +214,9 @@ void test_set_errors(void)
     uint32_t caps = e.w.caps;
     e.w.caps = 0;
     CHECK(tu_set(&e, 0, 0, 18, T_MMIO_DIRECT, A_RWX, 0, 0, NULL) == FASTEPT_ERR_RANGE, "1G without the capability");
+    uint32_t arg = 99;
+    CHECK(fastept_check_set(&e.w, 0, 0, 18, T_MMIO_DIRECT, A_RWX, 0, &arg, NULL) == FASTEPT_ERR_RANGE && arg == FASTEPT_ARG_ORDER,
+          "check_set: 1G without the capability, argument %u", arg);
     e.w.caps = caps;
 
     /* A walker the check refuses, a NULL pool with a count. */
@@ -226,7 +236,37 @@ void test_set_errors(void)
     CHECK(snap_same(&e, &s), "a bad pool frame changed memory or max_mapped_pfn");
     CHECK(fastept_set_entry(&e.w, NULL, 0, far, 0x7, 0, T_RAM_RW, A_RWX, 0, &r) == FASTEPT_ERR_NO_FRAMES, "empty pool");
     CHECK(snap_same(&e, &s), "an empty pool changed memory or max_mapped_pfn");
+
+    /* fastept_check_set on accepted writes: the last GFN a valid entry maps, nothing for a removal
+       or for an entry that is not valid (Xen's max_mapped_pfn counts valid entries only). */
+    const struct {
+        uint64_t gfn, mfn;
+        uint32_t order, type, access;
+        uint64_t raises;
+        const char *what;
+    } accepted[] = {
+        { 0x5, 0x5, 0, T_RAM_RW, A_RWX, 0x5, "4K RAM" },
+        { 0x400, 0x400, 9, T_RAM_RW, A_RWX, 0x5FF, "2M RAM: the last GFN of the page" },
+        { G1, 0, 18, T_MMIO_DIRECT, A_RWX, G1 + 0x3FFFF, "1G MMIO" },
+        { 0x5, TU_INVALID, 0, T_INVALID, A_RWX, TU_INVALID, "removal" },
+        { 0x5, TU_INVALID, 0, T_MMIO_DM, A_RWX, TU_INVALID, "mmio_dm without a frame: an empty entry" },
+        { 0x7, TU_INVALID, 0, T_POD, A_N, 0x7, "PoD: valid though not present" },
+        { 0x8, TU_INVALID, 0, T_PAGED, A_RWX, 0x8, "paged: valid though not present" },
+        { 0x9, 0x9, 0, T_RAM_RW, A_N, 0x9, "access n: valid though not present" },
+    };
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        uint64_t raises = 0;
+        arg = 99;
+        int32_t rc = fastept_check_set(&e.w, accepted[i].gfn, accepted[i].mfn, accepted[i].order, accepted[i].type,
+                                       accepted[i].access, 0, &arg, &raises);
+        CHECK(rc == FASTEPT_OK && arg == FASTEPT_ARG_NONE && raises == accepted[i].raises,
+              "check_set %s: rc %d argument %u raises_to 0x%llx, expected 0x%llx", accepted[i].what, rc, arg,
+              (unsigned long long)raises, (unsigned long long)accepted[i].raises);
+    }
+
+    CHECK(snap_same(&e, &s), "check_set changed memory or max_mapped_pfn");
     snap_free(&s);
+    CHECK(fastept_check_set(NULL, 0x5, 0x5, 0, T_RAM_RW, A_RWX, 0, NULL, NULL) == FASTEPT_ERR_RANGE, "check_set without a walker");
 
     /* Accepted edge cases. */
     CHECK(tu_set(&e, 0x5, host_limit - 1, 0, T_MMIO_DIRECT, A_RWX, 0, 0, NULL) == FASTEPT_OK, "MMIO below MAXPHYADDR");

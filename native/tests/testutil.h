@@ -87,6 +87,17 @@ int tu_run_vector_dir(const char *dir, unsigned long *cases);
 void selftest_run(void);
 void model_test_run(void);
 void reference_test_run(void);
+
+/* reference.c: the walk modelled from the SDM's tables (independent of walk.c); vectors.c checks
+   it against every hand-derived vector. A/D flags are set in b as the walk would. */
+struct ref_cfg {
+    unsigned levels;
+    uint64_t frames;
+    uint64_t root;
+    uint32_t hbits;
+    int xo, one_g, ad;
+};
+fastept_translation reference_translate(uint8_t *b, const struct ref_cfg *c, uint64_t gpa, uint32_t access);
 void concurrency_test_run(void);
 
 #endif /* FASTEPT_TESTUTIL_H */

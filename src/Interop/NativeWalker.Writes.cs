@@ -116,16 +116,17 @@ namespace FastEpt.Interop
 
         private void SetEntryBound(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            NativeAccess.ValidateSet(p2m, gfn, mfn, order, type, access, suppressVe);
+            // The native library's own checks (fastept_check_set), before any lock: it also says
+            // up to which GFN a valid entry raises max_mapped_pfn.
+            ulong last = CheckSet(gfn, mfn, order, type, access, suppressVe);
             using NativeAccess.WriterScope scope = NativeAccess.EnterWriter(p2m, gfn, order);
             bool raised = false;
             bool completed = false;
-            ulong last = gfn + (1UL << (int)order) - 1;
             try
             {
                 // As SetEntryLocked: raised before the entry is published, so a reader that finds
                 // the entry never finds max_mapped_pfn below it; lowered again if the call fails.
-                if (NativeAccess.WritesValidEntry(p2m, gfn, mfn, order, type, access))
+                if (last != FASTEPT_INVALID_MFN)
                 {
                     NativeAccess.RaiseMaxMappedPfn(p2m, last);
                     raised = true;
@@ -166,9 +167,9 @@ namespace FastEpt.Interop
 
         private void SetEntryUnbound(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            // The checks P2m.ValidateSet makes first (same exceptions); what needs the tables or
-            // host memory is left to the native library and mapped from its error code.
-            NativeAccess.ValidateSetArguments(gfn, order, type, access, suppressVe, _support1G, _addressBits);
+            // The native library's own checks (fastept_check_set), mapped to the exceptions
+            // SetEntry documents; nothing is locked or changed when they refuse.
+            CheckSet(gfn, mfn, order, type, access, suppressVe);
 
             Lock writeLock = _writeLock!;
             lock (writeLock)
@@ -224,7 +225,7 @@ namespace FastEpt.Interop
 
             if (rc != FASTEPT_OK)
             {
-                ThrowForNativeError(rc, gfn, mfn, order, type);
+                ThrowForNativeError(rc);
             }
 
             if (result.frames_used > (uint)pooled)
@@ -253,37 +254,70 @@ namespace FastEpt.Interop
             }
         }
 
-        private static void ThrowForNativeError(int rc, ulong gfn, ulong mfn, PageOrder order, P2mType type)
+        // Runs fastept_check_set on this walker's fields and throws what SetEntry documents for
+        // the status and argument it reports; returns the GFN a valid entry raises
+        // max_mapped_pfn to, or FASTEPT_INVALID_MFN when the write stores a not-valid entry.
+        private ulong CheckSet(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
         {
-            ulong count = 1UL << (int)order;
+            uint argument;
+            ulong raisesTo;
+            int rc;
+            fixed (fastept_walker* w = &_walker)
+            {
+                rc = fastept_check_set(w, gfn, mfn, (uint)order, (uint)type, (uint)access, (uint)suppressVe, &argument, &raisesTo);
+            }
+
+            if (rc != FASTEPT_OK)
+            {
+                ThrowForRefusedArgument(rc, argument, gfn, mfn, order, type, access, suppressVe);
+            }
+
+            return raisesTo;
+        }
+
+        // FASTEPT_ERR_RANGE: ArgumentOutOfRangeException; FASTEPT_ERR_ALIGN and
+        // FASTEPT_ERR_PERMISSION: ArgumentException; each names the argument the library named.
+        private static void ThrowForRefusedArgument(int rc, uint argument, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
+        {
+            (string name, object value) = argument switch
+            {
+                FASTEPT_ARG_GFN => (nameof(gfn), (object)$"0x{gfn:X}"),
+                FASTEPT_ARG_MFN => (nameof(mfn), mfn == Mfn.Invalid ? "INVALID" : $"0x{mfn:X}"),
+                FASTEPT_ARG_ORDER => (nameof(order), order),
+                FASTEPT_ARG_TYPE => (nameof(type), type),
+                FASTEPT_ARG_ACCESS => (nameof(access), access),
+                FASTEPT_ARG_SUPPRESS_VE => (nameof(suppressVe), suppressVe),
+                _ => throw new InvalidOperationException($"fastept_check_set refused ({rc}) without naming an argument ({argument})."),
+            };
+            string context = $"type {type}, order {(int)order}, access {access}";
+            switch (rc)
+            {
+                case FASTEPT_ERR_RANGE:
+                    ThrowHelper.ThrowArgumentOutOfRangeException(name, value, $"The native library refused {name} ({context}): outside its range or enum, or not allowed for this type (FASTEPT_ERR_RANGE).");
+                    break;
+                case FASTEPT_ERR_ALIGN:
+                    ThrowHelper.ThrowArgumentException(name, $"The native library refused {name} {value}: not aligned to order {(int)order} (FASTEPT_ERR_ALIGN).");
+                    break;
+                case FASTEPT_ERR_PERMISSION:
+                    ThrowHelper.ThrowArgumentException(name, $"The native library refused {name} ({context}): the entry would be an EPT misconfiguration on this CPU, write without read or unsupported execute-only (FASTEPT_ERR_PERMISSION).");
+                    break;
+                default:
+                    throw new InvalidOperationException($"fastept_check_set returned the unknown code {rc}.");
+            }
+        }
+
+        // What fastept_set_entry can still refuse once fastept_check_set accepted the arguments.
+        private static void ThrowForNativeError(int rc)
+        {
             switch (rc)
             {
                 case FASTEPT_ERR_NO_FRAMES:
                     ThrowHelper.ThrowInsufficientMemoryException_frames();
                     break;
                 case FASTEPT_ERR_RANGE:
-                    if (type == P2mType.MapForeign && order != PageOrder.Size4K)
-                    {
-                        ThrowHelper.ThrowArgumentOutOfRangeException(nameof(order), order, "Foreign mappings are 4K only.");
-                    }
-
-                    ThrowHelper.ThrowArgumentOutOfRangeException(nameof(mfn), mfn == Mfn.Invalid ? "INVALID" : $"0x{mfn:X}", $"The native library rejected the frame number for type {type} at order {(int)order} (FASTEPT_ERR_RANGE): outside host memory or the host address width, or not allowed for this type.");
-                    break;
-                case FASTEPT_ERR_ALIGN:
-                    if ((gfn & (count - 1)) != 0)
-                    {
-                        ThrowHelper.ThrowArgumentException(nameof(gfn), $"GFN 0x{gfn:X} is not aligned to order {(int)order}.");
-                    }
-
-                    ThrowHelper.ThrowArgumentException(nameof(mfn), mfn == Mfn.Invalid
-                        ? $"Type {type} takes no frame here (FASTEPT_ERR_ALIGN)."
-                        : $"MFN 0x{mfn:X} is not aligned to order {(int)order}.");
-                    break;
-                case FASTEPT_ERR_PERMISSION:
-                    ThrowHelper.ThrowArgumentException("access", $"The access on type {type} would give an entry this CPU treats as an EPT misconfiguration (write without read, or unsupported execute-only).");
-                    break;
+                    throw new InvalidOperationException("fastept_set_entry refused a pool frame or the walker (FASTEPT_ERR_RANGE) after fastept_check_set accepted the arguments.");
                 default:
-                    throw new InvalidOperationException($"fastept_set_entry returned the unknown code {rc}.");
+                    throw new InvalidOperationException($"fastept_set_entry returned {rc} after fastept_check_set accepted the arguments.");
             }
         }
     }

@@ -116,6 +116,34 @@ namespace FastEpt.Interop
         /// <remarks>A value of <c>enum fastept_suppress_ve</c>: Suppress-#VE modes for fastept_set_entry (same values as FastEpt.SuppressVe).</remarks>
         public const uint FASTEPT_SVE_SET = 2;
 
+        /// <summary><c>FASTEPT_ARG_NONE</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_NONE = 0;
+
+        /// <summary><c>FASTEPT_ARG_GFN</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_GFN = 1;
+
+        /// <summary><c>FASTEPT_ARG_MFN</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_MFN = 2;
+
+        /// <summary><c>FASTEPT_ARG_ORDER</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_ORDER = 3;
+
+        /// <summary><c>FASTEPT_ARG_TYPE</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_TYPE = 4;
+
+        /// <summary><c>FASTEPT_ARG_ACCESS</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_ACCESS = 5;
+
+        /// <summary><c>FASTEPT_ARG_SUPPRESS_VE</c>, a value of <c>enum fastept_set_argument</c>.</summary>
+        /// <remarks>A value of <c>enum fastept_set_argument</c>: The argument fastept_check_set names when it refuses a set.</remarks>
+        public const uint FASTEPT_ARG_SUPPRESS_VE = 6;
+
         /// <summary><c>FASTEPT_OK</c>, a value of <c>enum fastept_result</c>.</summary>
         /// <remarks>A value of <c>enum fastept_result</c>: Return codes of the functions that change or check state.</remarks>
         public const int FASTEPT_OK = 0;
@@ -255,6 +283,11 @@ namespace FastEpt.Interop
         /// <remarks>C: <c>int32_t fastept_set_entry(fastept_walker *walker, const uint64_t *pool, uint32_t pool_count, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, fastept_set_result *result)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_set_entry")]
         internal static partial int fastept_set_entry(fastept_walker* walker, ulong* pool, uint pool_count, ulong gfn, ulong mfn, uint order, uint type, uint access, uint suppress_ve, fastept_set_result* result);
+
+        /// <summary>Checks fastept_set_entry's arguments, writing nothing: its status, the refused argument in *argument, and in *raises_to the max_mapped_pfn a valid entry raises (else FASTEPT_INVALID_MFN).</summary>
+        /// <remarks>C: <c>int32_t fastept_check_set(const fastept_walker *walker, uint64_t gfn, uint64_t mfn, uint32_t order, uint32_t type, uint32_t access, uint32_t suppress_ve, uint32_t *argument, uint64_t *raises_to)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_check_set")]
+        internal static partial int fastept_check_set(fastept_walker* walker, ulong gfn, ulong mfn, uint order, uint type, uint access, uint suppress_ve, uint* argument, ulong* raises_to);
 
         /// <summary>Lists the table frames of a subtree (table at level, e.g. a retired one) into out[0 .. capacity); returns how many there are in all.</summary>
         /// <remarks>C: <c>uint64_t fastept_collect_tables(const fastept_walker *walker, uint64_t table, uint32_t level, uint64_t *out, uint64_t capacity)</c></remarks>

@@ -44,7 +44,7 @@ namespace FastEpt
 
                 if (type == P2mType.PopulateOnDemand)
                 {
-                    ThrowHelper.ThrowArgumentException(nameof(mfn), "Populate-on-demand entries carry no frame: pass Mfn.Invalid.");
+                    ThrowHelper.ThrowArgumentOutOfRangeException(nameof(mfn), $"0x{mfn:X}", "Populate-on-demand entries carry no frame: pass Mfn.Invalid.");
                 }
 
                 // RAM-backed frames must be host memory; MMIO frames must fit the host address width.

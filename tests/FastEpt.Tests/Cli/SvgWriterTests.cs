@@ -53,7 +53,7 @@ namespace FastEpt.Tests.Cli
             Assert.Equal(new long[] { 0, 5, 10, 1, 2, 3 }, cells.Select(c => (long)c.Attribute("data-count")!));
             Assert.Equal("#ffffff", (string?)cells[0].Attribute("fill"));
             Assert.Equal("#ff0000", (string?)cells[2].Attribute("fill"));
-            Assert.Equal(SvgWriter.Colour(5, 10), (string?)cells[1].Attribute("fill"));
+            Assert.Equal("#ff8080", (string?)cells[1].Attribute("fill"));  // half of the maximum: 255 * (1 - 0.5) rounds to 0x80
             // Cells tile the plot: same width, rows stacked.
             Assert.Equal(230.0, (double)cells[0].Attribute("width")!);
             Assert.Equal(200.0, (double)cells[0].Attribute("height")!);

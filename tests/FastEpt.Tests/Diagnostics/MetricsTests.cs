@@ -55,7 +55,7 @@ namespace FastEpt.Tests.Diagnostics
             Assert.Equal("FastEpt", FastEptMetrics.Meter.Name);
         }
 
-        [Fact]
+        [SkippableFact]
         public void Translate_AndBatch_CountTranslationsViolationsAndMisconfigs()
         {
             using HostMemory memory = new HostMemory(16 << 20);
@@ -100,7 +100,8 @@ namespace FastEpt.Tests.Diagnostics
                 Assert.Equal(1000 / 64 * 16 + Math.Max(0, 1000 % 64 - 48), results.Count(r => r.Status == EptStatus.Violation));
             }
 
-            int batches = new[] { BatchPath.Auto, BatchPath.Scalar, BatchPath.Pipelined, BatchPath.Gather }.Count(P2m.IsBatchPathSupported);
+            BatchPath[] unsupported = new[] { BatchPath.Auto, BatchPath.Scalar, BatchPath.Pipelined, BatchPath.Gather }.Where(p => !P2m.IsBatchPathSupported(p)).ToArray();
+            int batches = 4 - unsupported.Length;
 
             // A misconfiguration: a write-only leaf written behind the p2m's back.
             ulong leafHpa = LeafSlotHpa(p2m, memory, 0x100);
@@ -113,6 +114,8 @@ namespace FastEpt.Tests.Diagnostics
             Assert.Equal(1, delta["fastept.misconfigs"]);
             Assert.Equal(0, delta["fastept.tlb.hits"]);
             Assert.Equal(0, delta["fastept.tlb.misses"]);
+            // Everything above held for the paths that ran; a path the hardware lacks did not run.
+            Skip.If(unsupported.Length != 0, $"batch paths not exercised here: {string.Join(", ", unsupported)}");
         }
 
         [Fact]

@@ -39,12 +39,25 @@ namespace FastEpt.Tests.DomainTests
 
             private void CheckTranslation(int v, ulong g, ulong gpa, AccessKind kind, EptTranslation t, long[]? c, string who)
             {
+                string what = $"{who}: view {v} Translate(0x{gpa:X}, {kind}) = {t}";
                 if (t.Status == EptStatus.Violation)
                 {
+                    // SDM 29.3.3.2: bits 2:0 the access attempted, bits 5:3 the rights the walk
+                    // found; a violation means those rights lack part of the access.
+                    ulong attempted = t.Qualification & 7, rights = (t.Qualification >> 3) & 7;
+                    if (attempted != (ulong)kind || (rights & attempted) == attempted || t.Hpa != 0 || t.Level is < 1 or > 4)
+                    {
+                        Report(what + ": not a violation of this access");
+                    }
+
+                    if (c is not null)
+                    {
+                        c[(int)Stat.Violations]++;
+                    }
+
                     return;
                 }
 
-                string what = $"{who}: view {v} Translate(0x{gpa:X}, {kind}) = {t}";
                 if (t.Status != EptStatus.Ok)
                 {
                     Report(what + ": only Ok or Violation are valid");
@@ -169,6 +182,83 @@ namespace FastEpt.Tests.DomainTests
                         }
                     }
                 }
+            }
+
+            // Every thread has stopped. A view never grants more than its own access, and a host
+            // change of access leaves it the stricter of the two (docs/model/altp2m.md §4.5,
+            // docs/divergences.md row 12): for a few host-mapped GFNs of each active view, set the
+            // view's access, change the host's, and check what each access kind gets. Returns how
+            // many GFNs were checked.
+            public int VerifyRights()
+            {
+                (P2mAccess View, P2mAccess Host, uint Rights)[] steps =
+                [
+                    (P2mAccess.R, P2mAccess.RWX, 0b001),     // the view's r is stricter than the host's rwx
+                    (P2mAccess.R, P2mAccess.RX, 0b001),
+                    (P2mAccess.RWX, P2mAccess.R, 0b001),     // the host's r is stricter than the view's rwx
+                    (P2mAccess.RX, P2mAccess.RW, 0b001),     // neither is a subset: r, the intersection
+                    (P2mAccess.RW, P2mAccess.RWX, 0b011),
+                    (P2mAccess.N, P2mAccess.RWX, 0b000),
+                ];
+                int checkedGfns = 0;
+                for (int v = 1; v < ViewCount; v++)
+                {
+                    int here = 0;
+                    for (ulong g = WindowGfn + 3; g < WindowGfn + WindowPages && here < 4; g += 97)
+                    {
+                        P2mEntry h = Host.GetEntry(g);
+                        if (!HasFrame(h) || !TryView(v, out P2m p))
+                        {
+                            continue;
+                        }
+
+                        P2mEntry before = p.GetEntry(g);
+                        if (before.IsMapped && before.Mfn != h.Mfn)
+                        {
+                            continue;       // a remapped GFN: it keeps its remap, whatever the host does
+                        }
+
+                        ulong frame = h.Mfn;
+                        bool done = true;
+                        foreach ((P2mAccess viewAccess, P2mAccess hostAccess, uint rights) in steps)
+                        {
+                            Host.SetEntry(g, frame, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+                            if (!TryView(v, out p) || Alt.SetMemAccess(v, g, viewAccess) != P2mStatus.Ok)
+                            {
+                                done = false;
+                                break;
+                            }
+
+                            Host.SetEntry(g, frame, PageOrder.Size4K, P2mType.RamRw, hostAccess);
+                            if (!TryView(v, out p) || !p.GetEntry(g).IsMapped)
+                            {
+                                done = false;       // reset by the change (memory for a split ran out): nothing to check
+                                break;
+                            }
+
+                            foreach (AccessKind kind in new[] { AccessKind.Read, AccessKind.Write, AccessKind.Execute })
+                            {
+                                ulong gpa = (g << 12) | 0x234;
+                                EptTranslation t = p.Translate(gpa, kind);
+                                bool granted = (rights & (uint)kind) != 0;
+                                bool ok = granted
+                                    ? t.Status == EptStatus.Ok && t.Hpa == ((frame << 12) | 0x234)
+                                    : t.Status == EptStatus.Violation && ((t.Qualification >> 3) & 7) == rights;
+                                if (!ok)
+                                {
+                                    Report($"rights: view {v} access {viewAccess}, host {hostAccess}: Translate(0x{gpa:X}, {kind}) = {t}, "
+                                           + $"expected {(granted ? "Ok" : "a violation")} with rights {rights:B3}");
+                                }
+                            }
+                        }
+
+                        here += done ? 1 : 0;
+                    }
+
+                    checkedGfns += here;
+                }
+
+                return checkedGfns;
             }
         }
     }

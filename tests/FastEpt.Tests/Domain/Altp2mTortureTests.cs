@@ -92,6 +92,7 @@ namespace FastEpt.Tests.DomainTests
             TranslateOkInViews,
             RemapSeen,
             SuperpageSeen,
+            Violations,
             Gets,
             GetMapped,
             AuditedEntries,
@@ -175,6 +176,11 @@ namespace FastEpt.Tests.DomainTests
                 world.VerifyQuiescent();
                 Assert.True(world.ViolationCount == 0,
                     $"{world.ViolationCount} invalid entries once every thread had stopped; first ones:\n" + string.Join("\n", world.Violations));
+                int rightsChecked = world.VerifyRights();
+                Assert.True(world.ViolationCount == 0,
+                    $"{world.ViolationCount} rights beyond the view's or the host's access; first ones:\n" + string.Join("\n", world.Violations));
+                Assert.True(rightsChecked >= 4, $"the rights of only {rightsChecked} GFNs could be checked after the run");
+                Assert.True(Sum(Stat.Violations) > 0, "No reader ever saw an EPT violation.");
 
                 // The run must have exercised what it claims to.
                 Assert.True(Sum(Stat.Translates) + Sum(Stat.Gets) >= 10_000, "Too few reader observations.");
@@ -193,8 +199,10 @@ namespace FastEpt.Tests.DomainTests
                     if (world.D.Altp2m.IsActive(v))
                     {
                         P2m p = world.D.Altp2m.View(v);
-                        Assert.True(p.PendingReclaimFrameCount >= 0);
                         Assert.Equal(0, P2mTests.P2mConcurrencyTests.ReclaimUntilEmpty(p));
+                        Assert.Equal(0, p.PendingReclaimFrameCount);
+                        // Every table frame the view counts is reachable from its root, and no more.
+                        Assert.Equal(ReachableTables.Count(world.Memory, p.RootMfn, p.Levels), p.TableFrameCount);
                     }
                 }
 

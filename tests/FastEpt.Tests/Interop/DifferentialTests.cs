@@ -32,12 +32,16 @@ namespace FastEpt.Tests.Interop
                 RandomConfig config = RandomConfig.Next(random, state);
                 using var managedMemory = new HostMemory(Frames * 4096L);
                 using var nativeMemory = new HostMemory(Frames * 4096L);
+                using var modelMemory = new HostMemory(Frames * 4096L);
                 using var p2m = new P2m(managedMemory, config.Options);
                 Assert.Equal(0UL, p2m.RootMfn);
                 // The native walker gets its own copy of the memory: with A/D enabled both walks
                 // write, and the two memories must end up identical too.
                 var native = new NativeWalker(nativeMemory, p2m.Eptp, config.Options);
-                RandomTables.Fill(random, config, managedMemory, nativeMemory);
+                RandomTables.Fill(random, config, managedMemory, nativeMemory, modelMemory);
+                // The third side: the SDM model (Support/SdmEptModel, checked against the
+                // hand-derived vectors), so agreement means right, not only faithfully ported.
+                var model = SdmEptModel.Config.Of(config.Options, Frames);
 
                 for (int i = 0; i < WalksPerState; i++)
                 {
@@ -45,9 +49,10 @@ namespace FastEpt.Tests.Interop
                     var access = (AccessKind)random.Next(1, 8);
                     EptTranslation expected = p2m.Translate(gpa, access);
                     EptTranslation actual = native.Translate(gpa, access);
-                    if (expected != actual)
+                    EptTranslation truth = SdmEptModel.Walk(modelMemory, 0, model, gpa, access);
+                    if (expected != actual || expected != truth)
                     {
-                        Assert.Fail($"state {state} ({config}), gpa 0x{gpa:X}, {access}: managed {expected}, native {actual}");
+                        Assert.Fail($"state {state} ({config}), gpa 0x{gpa:X}, {access}: managed {expected}, native {actual}, SDM model {truth}");
                     }
 
                     Count(seen, (expected.Status, expected.Level));
@@ -67,9 +72,10 @@ namespace FastEpt.Tests.Interop
                     for (int i = 0; i < gpas.Length; i++)
                     {
                         EptTranslation expected = p2m.Translate(gpas[i], access);
-                        if (expected != fromBatch[i])
+                        EptTranslation truth = SdmEptModel.Walk(modelMemory, 0, model, gpas[i], access);
+                        if (expected != fromBatch[i] || expected != truth)
                         {
-                            Assert.Fail($"state {state} ({config}), batch gpa 0x{gpas[i]:X}, {access}: managed {expected}, native batch {fromBatch[i]}");
+                            Assert.Fail($"state {state} ({config}), batch gpa 0x{gpas[i]:X}, {access}: managed {expected}, native batch {fromBatch[i]}, SDM model {truth}");
                         }
                     }
 
@@ -100,6 +106,7 @@ namespace FastEpt.Tests.Interop
 
                 // Accessed/dirty updates (or their absence) are identical too.
                 Assert.True(SameBytes(managedMemory, nativeMemory), $"state {state} ({config}): the walks left different table bytes");
+                Assert.True(SameBytes(managedMemory, modelMemory), $"state {state} ({config}): the managed walks and the SDM model left different table bytes");
             }
 
             Assert.True(walks >= 1_000_000, $"only {walks} walks");

@@ -143,6 +143,7 @@ namespace FastEpt.Tests.Interop
             }
 
             Assert.Equal(512 * 512, viaNative.PodEntryCount);
+            Assert.Equal(0x8_0000UL + 0x3FFFF, viaNative.MaxMappedPfn);      // the 1G PoD entry's last GFN
             Assert.Equal(viaManaged.Memory.AllocatedFrameCount, viaNative.Memory.AllocatedFrameCount);
 
             // Populate-on-demand through the managed writer still works on native-built tables.
@@ -152,62 +153,83 @@ namespace FastEpt.Tests.Interop
         }
 
         [Fact]
-        public void BadArguments_ThrowWhatP2mThrows_AndChangeNothing()
+        public void BadArguments_ThrowTheDocumentedError_AndChangeNothing()
         {
-            using var memoryA = new HostMemory(64L << 20);
+            // The expectations are written out by hand from SetEntry's documentation (out of range
+            // or enum: ArgumentOutOfRangeException; misaligned, or an access that would misconfigure:
+            // ArgumentException; each naming the argument). The native walker reaches them through
+            // the C library's own checks (fastept_check_set); the p2m through its managed ones.
+            using var memoryA = new HostMemory(64L << 20);        // 16384 frames
             using var memoryB = new HostMemory(64L << 20);
+            using var memoryC = new HostMemory(64L << 20);
             using var managed = new P2m(memoryA, new P2mOptions { ExecuteOnly = false, AddressBits = 39 });
             using var bound = new P2m(memoryB, new P2mOptions { ExecuteOnly = false, AddressBits = 39 });
             managed.SetEntry(0x200, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
             bound.SetEntry(0x200, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX);
             var native = new NativeWalker(bound);
+            ulong root = memoryC.AllocateFrame();
+            var unbound = new NativeWalker(memoryC, (root << 12) | (3 << 3) | 6, new P2mOptions { ExecuteOnly = false, AddressBits = 39 });
             ulong hash = TestTables.HashTables(memoryB);
+            ulong hashC = TestTables.HashTables(memoryC);
             long tables = bound.TableFrameCount;
             ulong max = bound.MaxMappedPfn;
 
-            (ulong Gfn, ulong Mfn, PageOrder Order, P2mType Type, P2mAccess Access, SuppressVe Sve)[] bad =
+            const string Aoore = nameof(ArgumentOutOfRangeException);
+            const string Ae = nameof(ArgumentException);
+            (ulong Gfn, ulong Mfn, PageOrder Order, P2mType Type, P2mAccess Access, SuppressVe Sve, string Throws, string Param, string ManagedThrows)[] bad =
             [
-                (0x400, 0x1000, (PageOrder)3, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, (P2mType)16, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, (P2mAccess)11, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, (SuppressVe)3),
-                (1UL << 27, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x401, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, 0x1001, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, Mfn.Invalid, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, P2mType.PopulateOnDemand, P2mAccess.N, SuppressVe.Inherit),
-                (0x400, 1UL << 20, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.W, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.X, SuppressVe.Inherit),
-                (0x400, 0x1000, PageOrder.Size2M, P2mType.MapForeign, P2mAccess.RWX, SuppressVe.Inherit),
+                (0x400, 0x1000, (PageOrder)3, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "order", Aoore),
+                (0x400, 0x1000, PageOrder.Size4K, (P2mType)16, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "type", Aoore),
+                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, (P2mAccess)11, SuppressVe.Inherit, Aoore, "access", Aoore),
+                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, (SuppressVe)3, Aoore, "suppressVe", Aoore),
+                (1UL << 27, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "gfn", Aoore),   // 39 address bits
+                (0x401, 0x1000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Ae, "gfn", Ae),
+                (0x400, 0x1001, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Ae, "mfn", Ae),
+                (0x400, Mfn.Invalid, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "mfn", Aoore),
+                (0x400, 0x1000, PageOrder.Size4K, P2mType.PopulateOnDemand, P2mAccess.N, SuppressVe.Inherit, Aoore, "mfn", Aoore),  // PoD carries no frame
+                (0x400, 1UL << 20, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "mfn", Aoore),  // past 16384 frames
+                (0x400, 0x3FF0, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Ae, "mfn", Ae),
+                (0x400, 0x4000, PageOrder.Size2M, P2mType.RamRw, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "mfn", Aoore),   // 2M at the end of host memory
+                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.W, SuppressVe.Inherit, Ae, "access", Ae),       // write without read
+                (0x400, 0x1000, PageOrder.Size4K, P2mType.RamRw, P2mAccess.X, SuppressVe.Inherit, Ae, "access", Ae),       // execute-only, unsupported
+                (0x400, 0x1000, PageOrder.Size2M, P2mType.MapForeign, P2mAccess.RWX, SuppressVe.Inherit, Aoore, "order", Aoore),  // foreign: 4K only
             ];
             foreach (var b in bad)
             {
-                Exception expected = Assert.ThrowsAny<ArgumentException>(() => managed.SetEntry(b.Gfn, b.Mfn, b.Order, b.Type, b.Access, b.Sve));
-                Exception actual = Assert.ThrowsAny<ArgumentException>(() => native.SetEntry(b.Gfn, b.Mfn, b.Order, b.Type, b.Access, b.Sve));
-                AssertSameError(expected, actual, b.ToString());
+                AssertError(b.Throws, b.Param, Record(() => native.SetEntry(b.Gfn, b.Mfn, b.Order, b.Type, b.Access, b.Sve)), "bound " + b);
+                AssertError(b.Throws, b.Param, Record(() => unbound.SetEntry(b.Gfn, b.Mfn, b.Order, b.Type, b.Access, b.Sve)), "unbound " + b);
+                AssertError(b.ManagedThrows, b.Param, Record(() => managed.SetEntry(b.Gfn, b.Mfn, b.Order, b.Type, b.Access, b.Sve)), "P2m " + b);
             }
 
-            AssertSameError(Record(() => managed.Translate(1UL << 39, AccessKind.Read)), Record(() => native.Translate(1UL << 39, AccessKind.Read)), "gpa");
-            AssertSameError(Record(() => managed.Translate(0, 0)), Record(() => native.Translate(0, 0)), "access 0");
-            AssertSameError(Record(() => managed.Translate(0, (AccessKind)8)), Record(() => native.Translate(0, (AccessKind)8)), "access 8");
-            AssertSameError(Record(() => managed.GetEntry(1UL << 27)), Record(() => native.GetEntry(1UL << 27)), "gfn");
+            AssertError(Aoore, "gpa", Record(() => native.Translate(1UL << 39, AccessKind.Read)), "gpa");
+            AssertError(Aoore, "access", Record(() => native.Translate(0, 0)), "access 0");
+            AssertError(Aoore, "access", Record(() => native.Translate(0, (AccessKind)8)), "access 8");
+            AssertError(Aoore, "gfn", Record(() => native.GetEntry(1UL << 27)), "gfn");
             AssertSameError(Record(() => managed.TranslateBatch(new ulong[2], AccessKind.Read, new EptTranslation[1])),
                 Record(() => native.TranslateBatch(new ulong[2], AccessKind.Read, new EptTranslation[1])), "short results");
             AssertSameError(Record(() => managed.TranslateBatch(new ulong[] { 0, 1UL << 39 }, AccessKind.Read, new EptTranslation[2])),
                 Record(() => native.TranslateBatch(new ulong[] { 0, 1UL << 39 }, AccessKind.Read, new EptTranslation[2])), "batch gpa");
 
             Assert.Equal(hash, TestTables.HashTables(memoryB));
+            Assert.Equal(hashC, TestTables.HashTables(memoryC));
+            Assert.Equal(1, memoryC.AllocatedFrameCount);
             Assert.Equal(tables, bound.TableFrameCount);
             Assert.Equal(max, bound.MaxMappedPfn);
+            Assert.Equal(0x3FFUL, max);
             Assert.Equal(0, bound.PodEntryCount);
             Assert.Throws<InvalidOperationException>(() => native.MaxMappedPfn = 5);
 
-            // Without 1G support, as P2m says it.
-            using var memoryC = new HostMemory(64L << 20);
-            using var no1G = new P2m(memoryC, new P2mOptions { Support1G = false });
-            AssertSameError(Record(() => no1G.SetEntry(0, 0, PageOrder.Size1G, P2mType.RamRw, P2mAccess.RWX)),
-                Record(() => new NativeWalker(no1G).SetEntry(0, 0, PageOrder.Size1G, P2mType.RamRw, P2mAccess.RWX)), "1G");
+            // Without 1G support.
+            using var memoryD = new HostMemory(64L << 20);
+            using var no1G = new P2m(memoryD, new P2mOptions { Support1G = false });
+            AssertError(Aoore, "order", Record(() => new NativeWalker(no1G).SetEntry(0, 0, PageOrder.Size1G, P2mType.RamRw, P2mAccess.RWX)), "1G");
+            AssertError(Aoore, "order", Record(() => no1G.SetEntry(0, 0, PageOrder.Size1G, P2mType.RamRw, P2mAccess.RWX)), "P2m 1G");
+        }
+
+        private static void AssertError(string type, string param, Exception actual, string what)
+        {
+            Assert.True(actual.GetType().Name == type, $"{what}: expected {type}, got {actual.GetType().Name}: {actual.Message}");
+            Assert.True((actual as ArgumentException)?.ParamName == param, $"{what}: expected it to name '{param}', it names '{(actual as ArgumentException)?.ParamName}'");
         }
 
         [Fact]

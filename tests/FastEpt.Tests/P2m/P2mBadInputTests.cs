@@ -184,8 +184,8 @@ namespace FastEpt.Tests.P2mTests
         [InlineData(0x1000UL, 0UL, PageOrder.Size4K)]
         [InlineData(0x200UL, 0x200UL, PageOrder.Size2M)]
         [InlineData(0x40000UL, 0UL, PageOrder.Size1G)]
-        public void SetEntry_PopulateOnDemandWithFrame_ThrowsArgumentAndChangesNothing(ulong gfn, ulong mfn, PageOrder order)
-            => AssertRejected<ArgumentException>("mfn", () => _p2m.SetEntry(gfn, mfn, order, P2mType.PopulateOnDemand, P2mAccess.RWX));
+        public void SetEntry_PopulateOnDemandWithFrame_ThrowsOutOfRangeAndChangesNothing(ulong gfn, ulong mfn, PageOrder order)
+            => AssertRejected<ArgumentOutOfRangeException>("mfn", () => _p2m.SetEntry(gfn, mfn, order, P2mType.PopulateOnDemand, P2mAccess.RWX));
 
         // ---- GetEntry, Translate, TranslateBatch -------------------------------------------------
 

@@ -70,6 +70,26 @@ namespace FastEpt.Tests.P2mTests
             }
         }
 
+        [Theory]
+        [MemberData(nameof(CaseIds))]
+        public void SdmModel_MatchesHandDerivedVector(string id)
+        {
+            // The test suite's own oracle (Support/SdmEptModel, the batch tests' reference) must
+            // agree with the hand-derived vectors before it may judge anything else.
+            TranslateVector v = s_byId.Value[id];
+            using HostMemory memory = new HostMemory(TestVectors.HostFrames * 4096L);
+            TestVectors.Materialize(memory, 0, v);
+            var config = new SdmEptModel.Config(v.Config.Levels, v.Config.MaxPhyAddr, v.Config.ExecuteOnly, v.Config.Support1G, v.Config.AccessDirty, TestVectors.HostFrames);
+
+            EptTranslation t = SdmEptModel.Walk(memory, 0, config, v.Gpa, v.AccessKind);
+
+            string actual = TestVectors.FormatResult(t.Status, t.Level, t.Hpa, t.Qualification);
+            if (actual != v.Expected)
+            {
+                Assert.Fail($"{v.Describe()}\n  expected {v.Expected}\n  actual   {actual}");
+            }
+        }
+
         [Fact]
         public void Vectors_EveryFileParsesCleanly_AndThereAreAtLeast60Cases()
         {

@@ -24,8 +24,14 @@ namespace FastEpt.Tests.PageTypes
     internal static class PageTypeAudit
     {
         public static void Check(HostMemory memory, PageTypeTable table,
-                                 IReadOnlyDictionary<ulong, int> held, IReadOnlyDictionary<ulong, int> claims)
+                                 IReadOnlyDictionary<ulong, int> held, IReadOnlyDictionary<ulong, int> claims,
+                                 IReadOnlyDictionary<ulong, PageType>? heldTypes = null)
         {
+            if (heldTypes is not null)
+            {
+                CheckRestFromTables(memory, table, held, claims, heldTypes);
+            }
+
             long n = memory.FrameCount;
             var states = new PageTypeState[n];
             var general = new int[n];
@@ -182,6 +188,104 @@ namespace FastEpt.Tests.PageTypes
             }
 
             Assert.True(problems.Length == 0, "Page-type audit failed:\n" + problems);
+        }
+
+        /// <summary>
+        /// At rest (no pending put, no partial frame), every frame's state follows from the guest
+        /// entries and the test's own top-level references alone, with nothing read from the table
+        /// under test: a frame holding a page-table type reference is validated and holds one
+        /// general and one type reference on each present child (an L1 entry: a general one on its
+        /// data frame, and a writable type one when R/W is set), once per frame however many
+        /// references it has (docs/model/page-types.md §7.2). Anything else, a partial frame
+        /// included, is reported.
+        /// </summary>
+        private static void CheckRestFromTables(HostMemory memory, PageTypeTable table, IReadOnlyDictionary<ulong, int> held,
+                                                IReadOnlyDictionary<ulong, int> claims, IReadOnlyDictionary<ulong, PageType> heldTypes)
+        {
+            if (claims.Values.Any(c => c != 0))
+            {
+                return;     // a put in flight: its progress is history, not tables; the recount covers it
+            }
+
+            long n = memory.FrameCount;
+            var type = new PageType[n];
+            var typeCount = new int[n];
+            var general = new int[n];
+            var problems = new StringBuilder();
+            var pending = new Stack<ulong>();      // frames typed as tables whose entries are still to be counted
+
+            void Typed(ulong f, PageType t, int count, string why)
+            {
+                if (f >= (ulong)n)
+                {
+                    problems.AppendLine($"{why}: 0x{f:X} is outside memory");
+                    return;
+                }
+
+                general[f] += count;
+                typeCount[f] += count;
+                if (type[f] == PageType.None)
+                {
+                    type[f] = t;
+                    if (t is >= PageType.L1 and <= PageType.L4)
+                    {
+                        pending.Push(f);
+                    }
+                }
+                else if (type[f] != t)
+                {
+                    problems.AppendLine($"{why}: 0x{f:X} would be both {type[f]} and {t}: no state at rest holds that");
+                }
+            }
+
+            foreach ((ulong mfn, int count) in held)
+            {
+                if (count != 0)
+                {
+                    Typed(mfn, heldTypes[mfn], count, $"held 0x{mfn:X}");
+                }
+            }
+
+            while (pending.Count > 0)
+            {
+                ulong f = pending.Pop();
+                for (int i = 0; i < 512; i++)
+                {
+                    ulong pte = memory.ReadUInt64((f << 12) + ((ulong)i << 3));
+                    if ((pte & PageTypeWorld.Present) == 0)
+                    {
+                        continue;
+                    }
+
+                    ulong child = (pte & 0x000F_FFFF_FFFF_F000) >> 12;
+                    if (type[f] != PageType.L1)
+                    {
+                        Typed(child, type[f] - 1, 1, $"0x{f:X}[{i}]");
+                    }
+                    else if ((pte & PageTypeWorld.Rw) != 0)
+                    {
+                        Typed(child, PageType.Writable, 1, $"0x{f:X}[{i}]");
+                    }
+                    else if (child < (ulong)n)
+                    {
+                        general[child]++;
+                    }
+                }
+            }
+
+            for (ulong f = 0; f < (ulong)n && problems.Length < 4000; f++)
+            {
+                bool isTable = type[f] is >= PageType.L1 and <= PageType.L4;
+                var expected = new PageTypeState(general[f], type[f], typeCount[f], validated: isTable, partial: false,
+                                                 nrValidated: isTable ? 512 : 0, partialSet: false, pendingPuts: 0);
+                PageTypeState actual = table.GetState(f);
+                if (actual != expected)
+                {
+                    problems.AppendLine($"0x{f:X}: from the tables {expected}, table {actual}");
+                }
+            }
+
+            Assert.True(problems.Length == 0, "Page-type audit (from the tables alone) failed:\n" + problems);
         }
     }
 }

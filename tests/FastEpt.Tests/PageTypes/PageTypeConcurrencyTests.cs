@@ -26,7 +26,8 @@ namespace FastEpt.Tests.PageTypes
             // shared L2 while the other may be validating or demoting it as a child. Every few
             // rounds both stop while holding their roots, and the last to arrive audits.
             var held = new Dictionary<ulong, int> { [h.Root1] = 1, [h.Root2] = 1 };
-            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none));
+            var types = new Dictionary<ulong, PageType> { [h.Root1] = PageType.L4, [h.Root2] = PageType.L4 };
+            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none, types));
             Task a = Run(w.Table, seed: 1, h.Root1, h.SharedL2, meet);
             Task b = Run(w.Table, seed: 2, h.Root2, h.OtherL2, meet);
             await Task.WhenAll(a, b).WaitAsync(s_watchdog);
@@ -39,7 +40,8 @@ namespace FastEpt.Tests.PageTypes
             using var w = new PageTypeWorld();
             Hierarchy h = Build(w);
             var held = new Dictionary<ulong, int> { [h.Root1] = 2 };
-            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none));
+            var types = new Dictionary<ulong, PageType> { [h.Root1] = PageType.L4 };
+            using var meet = new Barrier(2, _ => PageTypeAudit.Check(w.Memory, w.Table, held, s_none, types));
             Task a = Run(w.Table, seed: 3, h.Root1, h.SharedL2, meet);
             Task b = Run(w.Table, seed: 4, h.Root1, h.SharedL2, meet);
             await Task.WhenAll(a, b).WaitAsync(s_watchdog);
@@ -53,21 +55,37 @@ namespace FastEpt.Tests.PageTypes
             Hierarchy h = Build(w);
             PageTypeTable table = w.Table;
             int validatorDone = 0, writerStarted = 0;
+            long promoted = 0, promotionsRefused = 0, taken = 0, takesRefused = 0;
 
             // One thread validates root 1, below which an L1 maps a data frame writable; the
             // other keeps taking that L1 itself as writable. Whichever gets there first wins; a
-            // promotion that loses fails, and putting its partial root cleans it up.
+            // promotion that loses fails, and putting its partial root cleans it up. Both sides
+            // must be seen winning and losing (the race happened), and each win must hold.
             Task validator = Task.Factory.StartNew(() =>
             {
                 var rng = new Random(5);
                 SpinWait.SpinUntil(() => Volatile.Read(ref writerStarted) != 0);
                 try
                 {
-                    for (int round = 0; round < Rounds; round++)
+                    for (int round = 0; round < Rounds || (round < 20 * Rounds && (Volatile.Read(ref takesRefused) == 0 || promotionsRefused == 0)); round++)
                     {
-                        if (GetUntilDoneOrFailed(table, h.Root1, PageType.L4, rng) || table.GetState(h.Root1).Partial)
+                        if (GetUntilDoneOrFailed(table, h.Root1, PageType.L4, rng))
                         {
+                            // The root holds a validated type on the L1 below it: the writer cannot have it.
+                            promoted++;
+                            PageTypeState l1 = table.GetState(h.SharedL1);
+                            Assert.True(l1.Type == PageType.L1 && l1.Validated && !l1.Partial, $"root promoted, shared L1 is {l1}");
+                            Thread.SpinWait(rng.Next(2000));
                             PutUntilDone(table, h.Root1, rng);
+                        }
+                        else
+                        {
+                            promotionsRefused++;
+                            Assert.False(table.GetState(h.Root1).Validated, "a refused promotion left the root validated");
+                            if (table.GetState(h.Root1).Partial)
+                            {
+                                PutUntilDone(table, h.Root1, rng);
+                            }
                         }
 
                         Thread.SpinWait(rng.Next(5000));
@@ -85,19 +103,28 @@ namespace FastEpt.Tests.PageTypes
                 while (Volatile.Read(ref validatorDone) == 0)
                 {
                     Preemption p = Preemption.Never;
-                    if (table.GetPageType(h.SharedL1, PageType.Writable, ref p) == Progress.Done)
+                    Progress r = table.GetPageType(h.SharedL1, PageType.Writable, ref p);
+                    if (r == Progress.Done)
                     {
+                        taken++;
                         PageTypeState s = table.GetState(h.SharedL1);
                         Assert.Equal(PageType.Writable, s.Type);
                         Assert.False(s.Validated || s.Partial);
                         Thread.SpinWait(rng.Next(500));
                         Assert.Equal(Progress.Done, table.PutPageType(h.SharedL1, ref p));
                     }
+                    else
+                    {
+                        Assert.Equal(Progress.Failed, r);
+                        Interlocked.Increment(ref takesRefused);
+                    }
 
                     Thread.SpinWait(rng.Next(500));
                 }
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             await Task.WhenAll(validator, writer).WaitAsync(s_watchdog);
+            Assert.True(promoted > 0 && promotionsRefused > 0, $"the validator never {(promoted == 0 ? "won" : "lost")}: {promoted} promotions, {promotionsRefused} refused");
+            Assert.True(taken > 0 && takesRefused > 0, $"the writer never {(taken == 0 ? "won" : "lost")}: {taken} writable takes, {takesRefused} refused");
             w.AuditEmpty();
         }
 

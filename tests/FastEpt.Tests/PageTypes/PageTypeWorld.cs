@@ -31,6 +31,13 @@ namespace FastEpt.Tests.PageTypes
         /// <summary>Top-level references the test holds (Done gets not yet put), per frame.</summary>
         public Dictionary<ulong, int> Held { get; } = new();
 
+        /// <summary>The type each frame in <see cref="Held"/> was taken as (for the audit from the tables alone).</summary>
+        public Dictionary<ulong, PageType> HeldTypes { get; } = new();
+
+        // Frames whose last get through this world was interrupted or refused and not yet finished
+        // or abandoned: while any exists, partial frames are history the tables cannot tell.
+        private readonly HashSet<ulong> _unsettled = new();
+
         /// <summary>Top-level puts that returned Restart and are still pending, per frame.</summary>
         public Dictionary<ulong, int> Claims { get; } = new();
 
@@ -67,6 +74,12 @@ namespace FastEpt.Tests.PageTypes
             if (r == Progress.Done)
             {
                 Add(Held, mfn, 1);
+                HeldTypes[mfn] = type;
+                _unsettled.Remove(mfn);
+            }
+            else
+            {
+                _unsettled.Add(mfn);        // interrupted or refused: partial frames may be left until continued or put
             }
 
             return r;
@@ -87,6 +100,11 @@ namespace FastEpt.Tests.PageTypes
             bool claim = Claims.GetValueOrDefault(mfn) > 0;
             bool abandon = !claim && Table.GetState(mfn).Partial;
             Progress r = Table.PutPageType(mfn, ref preemption);
+            if (abandon && r == Progress.Done)
+            {
+                _unsettled.Remove(mfn);
+            }
+
             if (claim)
             {
                 if (r == Progress.Done)
@@ -144,7 +162,8 @@ namespace FastEpt.Tests.PageTypes
         }
 
         /// <summary>Recounts every reference from scratch and compares it with the table (see <see cref="PageTypeAudit"/>).</summary>
-        public void Audit() => PageTypeAudit.Check(Memory, Table, Held, Claims);
+        /// <remarks>With nothing interrupted or refused outstanding, the state is also recomputed from the tables alone.</remarks>
+        public void Audit() => PageTypeAudit.Check(Memory, Table, Held, Claims, _unsettled.Count == 0 ? HeldTypes : null);
 
         /// <summary>Audits and checks that nothing at all is referenced or typed any more.</summary>
         public void AuditEmpty()

@@ -11,7 +11,8 @@ namespace FastEpt.Tests.Tlb
     /// INVEPT semantics under concurrency (Intel SDM Vol. 3C 29.4.3, INVEPT): a writer remaps, restricts, splits, merges and
     /// removes 2 MiB lanes while readers translate through their own <see cref="SoftTlb"/>s. Once a
     /// <see cref="P2m.SetEntry"/> has returned, no reader lookup that starts afterwards may return a
-    /// translation from before it.
+    /// translation from before it, whether it is a single lookup or one of a
+    /// <see cref="SoftTlb.TranslateBatch"/>.
     /// </summary>
     [Collection(P2mConcurrencyCollection.Name)]
     public sealed class SoftTlbConcurrencyTests
@@ -28,6 +29,8 @@ namespace FastEpt.Tests.Tlb
         private const long MinObservations = 20_000;
         private const long MinTransitions = 200;
         private const int Seed = 0x7EB;
+        private const int BatchLength = 512;        // batches of 256 or more take the chunked path (shorter ones loop over Translate)
+        private const int BatchMinimum = 256;
 
         // (type, access, the leaf r/w/x it gives); the last is valid but not present.
         private static readonly (P2mType Type, P2mAccess Access, int Rwx)[] s_combos =
@@ -99,13 +102,16 @@ namespace FastEpt.Tests.Tlb
             long hits = readers.Sum(r => r.Hits);
             long fresh = readers.Sum(r => r.AfterChange);
             _output.WriteLine($"SoftTlb torture: {clock.Elapsed.TotalSeconds:F2} s, {world.Transitions} transitions, {observations} lookups, "
-                              + $"{hits} hits, {fresh} lookups of a lane changed since the reader's previous look, {readers.Sum(r => r.Flushes)} flushes");
+                              + $"{hits} hits, {fresh} lookups of a lane changed since the reader's previous look, {readers.Sum(r => r.Flushes)} flushes, "
+                              + $"{readers.Sum(r => r.BatchObservations)} of the lookups in batches");
             Assert.True(failures.IsEmpty, "A thread threw:\n" + string.Join("\n", failures));
             Assert.True(world.Violations.IsEmpty, $"{world.Violations.Count} stale or impossible translations; first ones:\n" + string.Join("\n", world.Violations.Take(10)));
             Assert.True(observations >= MinObservations, $"only {observations} lookups (need {MinObservations})");
             Assert.True(world.Transitions >= MinTransitions, $"only {world.Transitions} transitions (need {MinTransitions})");
             Assert.True(hits >= observations / 10, $"only {hits} TLB hits of {observations} lookups: the cache was hardly used");
             Assert.True(fresh > 0, "No lookup followed a change of its lane: nothing was tested.");
+            long batched = readers.Sum(r => r.BatchObservations);
+            Assert.True(batched >= observations / 4, $"only {batched} of {observations} lookups went through SoftTlb.TranslateBatch");
         }
 
         private static void Guard(ConcurrentQueue<Exception> failures, CancellationTokenSource stop, Action body)
@@ -152,6 +158,7 @@ namespace FastEpt.Tests.Tlb
             public long Hits;
             public long Flushes;
             public long AfterChange;
+            public long BatchObservations;
         }
 
         private sealed class World
@@ -197,8 +204,43 @@ namespace FastEpt.Tests.Tlb
                 var rng = new Random(Seed + 100 + id);
                 var tlb = new SoftTlb(_p2m, 64);
                 var lastSeen = new long[Lanes];
-                while (!stop.IsCancellationRequested)
+                var batch = new ulong[BatchLength];
+                var where = new (int Lane, int Page, ulong Offset)[BatchLength];
+                var results = new EptTranslation[BatchLength];
+                for (long round = 0; !stop.IsCancellationRequested; round++)
                 {
+                    if ((round & 1) == 1)
+                    {
+                        // Every other round: batches (hits served in place, misses walked by the
+                        // batch walker), held to the same rule as single lookups.
+                        for (int k = 0; k < 2; k++)
+                        {
+                            AccessKind batchAccess = s_accesses[rng.Next(s_accesses.Length)];
+                            int length = k == 0 ? rng.Next(BatchMinimum, BatchLength + 1) : rng.Next(1, BatchMinimum);
+                            for (int i = 0; i < length; i++)
+                            {
+                                int lane = rng.Next(Lanes);
+                                int page = rng.Next(4) == 0 ? rng.Next(512) : s_hotPages[rng.Next(s_hotPages.Length)];
+                                ulong offset = (ulong)rng.Next(512) * 8;
+                                where[i] = (lane, page, offset);
+                                batch[i] = ((LaneGfn + (ulong)lane * 512 + (ulong)page) << 12) + offset;
+                            }
+
+                            long v = Volatile.Read(ref _completed);
+                            tlb.TranslateBatch(batch.AsSpan(0, length), batchAccess, results);
+                            long planned = Volatile.Read(ref _planned);
+                            for (int i = 0; i < length; i++)
+                            {
+                                Check(where[i].Lane, where[i].Page, where[i].Offset, batchAccess, v, planned, results[i], lastSeen, stats);
+                            }
+
+                            stats.Observations += length;
+                            stats.BatchObservations += length;
+                        }
+
+                        continue;
+                    }
+
                     for (int n = 0; n < 256; n++)
                     {
                         int lane = rng.Next(Lanes);
