@@ -114,12 +114,7 @@ namespace FastEpt
             else
             {
                 var tables = new SoftwareTableAccess(this, view);
-                GuestTranslation walk = Mode switch
-                {
-                    GuestPagingMode.LongMode4 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 4),
-                    GuestPagingMode.LongMode5 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 5),
-                    _ => Stage1Done(gla, 0),
-                };
+                GuestTranslation walk = Mode == GuestPagingMode.Flat ? Stage1Done(gla, 0) : Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec);
                 if (walk.Status == GuestStatus.PageFault)
                 {
                     return Failed(walk);

@@ -14,9 +14,10 @@ namespace FastEpt
             // or the fault that stops the walk.
             bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level);
 
-            // Sets A on every entry used and D on the leaf of a write. 0: done; 1: an entry
-            // changed (walk again); -1: the update was refused (`fault`).
-            int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+            // ORs sets[i] (A on every entry used, D on the leaf of a write, placed in the entry's
+            // half of the quadword for 4-byte entries) into the quadword at gpas[i] that read as
+            // values[i]. 0: done; 1: an entry changed (walk again); -1: the update was refused (`fault`).
+            int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, ReadOnlySpan<ulong> sets,
                                  out GuestTranslation fault);
         }
 
@@ -64,14 +65,13 @@ namespace FastEpt
                 return true;
             }
 
-            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, ReadOnlySpan<ulong> sets,
                                         out GuestTranslation fault)
             {
                 fault = default;
                 for (int i = 0; i < gpas.Length; i++)
                 {
-                    bool isLeaf = i == gpas.Length - 1;
-                    ulong want = values[i] | PteAccessed | (isLeaf && write ? PteDirty : 0);
+                    ulong want = values[i] | sets[i];
                     if (want == values[i])
                     {
                         continue;
@@ -80,7 +80,12 @@ namespace FastEpt
                     EptTranslation t = _ept.TranslatePagingWrite(gpas[i], AccessKind.Write);
                     if (t.Status != EptStatus.Ok)
                     {
-                        fault = EptFailure(gpas[i], t, final: false, topLevel - i);
+                        // With EPT A/D off the paging-structure access that must set the flag is
+                        // reported as a read and a write (qualification bits 0 and 1), as with
+                        // kvm-unit-tests' ept_access_test_paddr_*_ad_disabled; with A/D on the read
+                        // already counted as a write (docs/model/guest-paging.md §8.4).
+                        fault = EptFailure(gpas[i], t, final: false, topLevel - i,
+                                           _ept.AccessDirtyEnabled ? 0 : (ulong)AccessKind.Read);
                         return -1;
                     }
 
@@ -126,7 +131,7 @@ namespace FastEpt
                 return false;
             }
 
-            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
+            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, ReadOnlySpan<ulong> sets,
                                         out GuestTranslation fault)
             {
                 fault = default;
