@@ -60,6 +60,11 @@ namespace FastEpt.Bench
                     return Goals.Run(null, null, null, null, Path.Combine(resultsRoot, "ratio"));
                 }
 
+                if (args.Length == 1 && args[0] == "--paging")
+                {
+                    return Goals.RunPagingOnly();      // the per-mode 2D-walk rows alone (Goals.Paging.cs)
+                }
+
                 if (args.Length == 1 && args[0] == ConcurrencyFlag)
                 {
                     return Goals.RunConcurrencyOnly(Path.Combine(resultsRoot, "concurrency"));
