@@ -199,35 +199,17 @@ namespace FastEpt
 
         // A protection key's refusal of a data access (the PK conditions of SDM 4.7): the key is leaf
         // bits 62:59; PKRU governs user-mode pages under CR4.PKE, IA32_PKRS supervisor-mode pages under
-        // CR4.PKS. AD refuses every data access; WD refuses writes (by a supervisor-mode access only
-        // with CR0.WP set; IA32_PKRS's WD only with CR0.WP set).
+        // CR4.PKS. AD refuses every data access; WD refuses writes by a user-mode access, and by a
+        // supervisor-mode access only with CR0.WP set (for both registers, as KVM's update_pkr_bitmask).
         private static bool KeyDenies(ulong leaf, bool userPage, bool user, bool write, bool wp, in WalkControls c)
         {
-            int key = (int)(leaf >> 59) & 15;
-            uint bits;
-            bool wdApplies;
-            if (userPage)
+            if (!c.Has(userPage ? WalkControls.Pke : WalkControls.Pks))
             {
-                if (!c.Has(WalkControls.Pke))
-                {
-                    return false;
-                }
-
-                bits = c.Pkru >> (2 * key);
-                wdApplies = user || wp;
-            }
-            else
-            {
-                if (!c.Has(WalkControls.Pks))
-                {
-                    return false;
-                }
-
-                bits = c.Pkrs >> (2 * key);
-                wdApplies = wp;
+                return false;
             }
 
-            return (bits & 1) != 0 || ((bits & 2) != 0 && write && wdApplies);
+            uint bits = (userPage ? c.Pkru : c.Pkrs) >> (2 * ((int)(leaf >> 59) & 15));
+            return (bits & 1) != 0 || ((bits & 2) != 0 && write && (user || wp));
         }
     }
 }

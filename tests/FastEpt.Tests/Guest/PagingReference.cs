@@ -336,7 +336,7 @@ namespace FastEpt.Tests.Guest
             if (!userAddress && Regs.Pks)
             {
                 bool ad = ((Regs.Pkrs >> (2 * key)) & 1) != 0, wd = ((Regs.Pkrs >> ((2 * key) + 1)) & 1) != 0;
-                return ad || (wd && write && Regs.Wp);
+                return ad || (wd && write && (Regs.Wp || user));
             }
 
             return false;
