@@ -29,6 +29,7 @@ namespace FastEpt.Bench
     /// <see cref="Perf_TranslateSuite"/> over its whole [Params] matrix, with BenchmarkDotNet's
     /// default job, then the goals table.</item>
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
+    /// <item><c>--paging</c>: only the goals table's 2D-walk-per-paging-mode rows (Goals.Paging.cs; about a second), printed.</item>
     /// <item><c>--concurrency</c>: only the goals table's concurrency group (<see cref="Perf_Concurrency"/>'s
     /// loops; about 20 s).</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
