@@ -150,7 +150,8 @@ namespace FastEpt
         /// <summary>An EPT misconfiguration stopped the walk.</summary>
         EptMisconfig,
 
-        /// <summary>The linear address is not canonical.</summary>
+        /// <summary>The linear address is not canonical, or a PAE PDPTE loaded for this access has a reserved bit
+        /// (<see cref="GuestStatus.GeneralProtection"/>): the CPU raises #GP either way.</summary>
         NonCanonical,
 
         /// <summary>The address translates, but not to an allocated guest RAM frame this access may use

@@ -211,7 +211,7 @@ namespace FastEpt
                 GuestStatus.PageFault => GuestPageStatus.PageFault,
                 GuestStatus.EptViolation => GuestPageStatus.EptViolation,
                 GuestStatus.EptMisconfig => GuestPageStatus.EptMisconfig,
-                GuestStatus.NonCanonical => GuestPageStatus.NonCanonical,
+                GuestStatus.NonCanonical or GuestStatus.GeneralProtection => GuestPageStatus.NonCanonical,
                 _ => GuestPageStatus.NotRam,
             };
             return new GuestPage(null, status, t, t.Gpa, Mfn.Invalid, P2mType.Invalid, viaMemAccess: false);

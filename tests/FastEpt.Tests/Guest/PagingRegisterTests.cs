@@ -139,6 +139,11 @@ namespace FastEpt.Tests.Guest
             Assert.Equal(0x1018UL, t.Gpa);
             Assert.Equal(GuestStatus.GeneralProtection, cpu.LoadPdptes(out _));
             Assert.Throws<ArgumentOutOfRangeException>(() => cpu.GetPdpte(4));
+
+            // GetPageFromGva reports it as the #GP it is (the emulator raises vector 13).
+            using GuestPage page = cpu.GetPageFromGva(0x1000, AccessKind.Read);
+            Assert.Equal(GuestPageStatus.NonCanonical, page.Status);
+            Assert.Equal(GuestStatus.GeneralProtection, page.Translation.Status);
         }
     }
 }
