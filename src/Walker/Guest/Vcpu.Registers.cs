@@ -36,6 +36,7 @@ namespace FastEpt
         /// the others: <see cref="GuestPagingMode.Flat"/> clears PG; <see cref="GuestPagingMode.Paging32"/>
         /// and <see cref="GuestPagingMode.Pae"/> clear LME/LMA/LA57; the long modes set PAE, LME and LMA.
         /// </summary>
+        /// <exception cref="ArgumentOutOfRangeException">The value is not a <see cref="GuestPagingMode"/>.</exception>
         public GuestPagingMode Mode
         {
             get => _mode;
@@ -63,7 +64,8 @@ namespace FastEpt
                         efer |= EferFlags.Lme | EferFlags.Lma;
                         break;
                     default:
-                        throw new ArgumentOutOfRangeException(nameof(value), value, "Unknown paging mode.");
+                        ThrowHelper.ThrowArgumentOutOfRangeException(nameof(value), value, "Unknown paging mode.");
+                        return;
                 }
 
                 SetPaging(cr0, cr4, efer);
