@@ -118,6 +118,7 @@ namespace FastEpt.Bench
 
             // Readers beside writers, log-dirty faults on 1 and 2 threads, SetEntry alone (Goals.Concurrency.cs).
             ConcurrencyGroup concurrency = RunConcurrency();
+            PagingGroup paging = RunPaging();      // 2D walks per paging mode (Goals.Paging.cs)
 
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
@@ -138,6 +139,7 @@ namespace FastEpt.Bench
             AppendGroup(timings, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):",
                         "access", "accesses", ReplayMethods, replayMedians, "ParseBinary");
             concurrency.AppendTimings(timings);
+            paging.AppendTimings(timings);
 
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
@@ -151,6 +153,7 @@ namespace FastEpt.Bench
             Func<string, double?>? bdnReplay = replaySummary is null ? null : BdnMediansOf(replaySummary, typeof(Perf_Replay));
             rows.AddRange(EvaluateReplay(m => replayMedians.TryGetValue(m, out double v) ? v : null, bdnReplay));
             rows.AddRange(concurrency.Rows());
+            rows.AddRange(paging.Rows());
             string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null || bdnReplay is not null);
             Console.WriteLine();
             Console.WriteLine(table);

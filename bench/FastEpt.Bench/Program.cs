@@ -29,6 +29,7 @@ namespace FastEpt.Bench
     /// <see cref="Perf_TranslateSuite"/> over its whole [Params] matrix, with BenchmarkDotNet's
     /// default job, then the goals table.</item>
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
+    /// <item><c>--paging</c>: only the goals table's 2D-walk-per-paging-mode rows (Goals.Paging.cs; about a second), printed.</item>
     /// <item><c>--concurrency</c>: only the goals table's concurrency group (<see cref="Perf_Concurrency"/>'s
     /// loops; about 20 s).</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
@@ -58,6 +59,11 @@ namespace FastEpt.Bench
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
                     return Goals.Run(null, null, null, null, Path.Combine(resultsRoot, "ratio"));
+                }
+
+                if (args.Length == 1 && args[0] == "--paging")
+                {
+                    return Goals.RunPagingOnly();      // the per-mode 2D-walk rows alone (Goals.Paging.cs)
                 }
 
                 if (args.Length == 1 && args[0] == ConcurrencyFlag)

@@ -22,8 +22,18 @@ namespace FastEpt
         /// <summary>RSVD: a reserved bit was set in a paging-structure entry. Not valid as input.</summary>
         Reserved = 8,
 
-        /// <summary>I/D: the access was an instruction fetch (reported when EFER.NXE is set).</summary>
+        /// <summary>I/D: the access was an instruction fetch (reported when CR4.SMEP is set, or EFER.NXE under PAE or IA-32e paging).</summary>
         InstructionFetch = 16,
+
+        /// <summary>PK: a protection key (PKRU or IA32_PKRS) refused the data access. Not valid as input.</summary>
+        ProtectionKey = 1 << 5,
+
+        /// <summary>
+        /// Input only, never reported: an implicit supervisor-mode access (a descriptor table, the
+        /// TSS, an IDT gate) at any CPL; SMAP refuses it on user-mode pages whatever RFLAGS.AC, and the
+        /// error code reports it with U/S clear. Not with <see cref="User"/> or <see cref="InstructionFetch"/>.
+        /// </summary>
+        ImplicitSupervisor = 1u << 31,
     }
 
     /// <summary>Outcome of a guest linear-address translation.</summary>
@@ -46,6 +56,12 @@ namespace FastEpt
 
         /// <summary>The linear address is not canonical for the paging mode (the CPU raises #GP, not #PF).</summary>
         NonCanonical,
+
+        /// <summary>
+        /// A reserved bit in a PAE PDPTE (or in the CR3 value of <see cref="Vcpu.LoadCr3"/>): the CPU raises
+        /// #GP at the MOV that loads it. <see cref="GuestTranslation.Gpa"/> is the PDPTE's address.
+        /// </summary>
+        GeneralProtection,
     }
 
     /// <summary>Result of <see cref="Vcpu.TranslateLinear"/>.</summary>
@@ -94,7 +110,7 @@ namespace FastEpt
         /// <summary>The failing EPT walk for EptViolation/EptMisconfig; the final EPT walk when Ok.</summary>
         public EptTranslation Ept { get; }
 
-        /// <summary>Guest paging level of the leaf (1 = 4K page, 2 = 2M, 3 = 1G; 0 in Flat mode), or the faulting level.</summary>
+        /// <summary>Guest paging level of the leaf (1 = 4K page, 2 = 2M or 4M, 3 = 1G; 0 in Flat mode), or the faulting level (3 = a PAE PDPTE).</summary>
         public int Level { get; }
 
         /// <inheritdoc/>
@@ -134,7 +150,8 @@ namespace FastEpt
         /// <summary>An EPT misconfiguration stopped the walk.</summary>
         EptMisconfig,
 
-        /// <summary>The linear address is not canonical.</summary>
+        /// <summary>The linear address is not canonical, or a PAE PDPTE loaded for this access has a reserved bit
+        /// (<see cref="GuestStatus.GeneralProtection"/>): the CPU raises #GP either way.</summary>
         NonCanonical,
 
         /// <summary>The address translates, but not to an allocated guest RAM frame this access may use

@@ -114,12 +114,7 @@ namespace FastEpt
             else
             {
                 var tables = new SoftwareTableAccess(this, view);
-                GuestTranslation walk = Mode switch
-                {
-                    GuestPagingMode.LongMode4 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 4),
-                    GuestPagingMode.LongMode5 => Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec, 5),
-                    _ => Stage1Done(gla, 0),
-                };
+                GuestTranslation walk = Mode == GuestPagingMode.Flat ? Stage1Done(gla, 0) : Stage1(ref tables, _domain.HostP2m.AddressBits, gla, pfec);
                 if (walk.Status == GuestStatus.PageFault)
                 {
                     return Failed(walk);
@@ -216,7 +211,7 @@ namespace FastEpt
                 GuestStatus.PageFault => GuestPageStatus.PageFault,
                 GuestStatus.EptViolation => GuestPageStatus.EptViolation,
                 GuestStatus.EptMisconfig => GuestPageStatus.EptMisconfig,
-                GuestStatus.NonCanonical => GuestPageStatus.NonCanonical,
+                GuestStatus.NonCanonical or GuestStatus.GeneralProtection => GuestPageStatus.NonCanonical,
                 _ => GuestPageStatus.NotRam,
             };
             return new GuestPage(null, status, t, t.Gpa, Mfn.Invalid, P2mType.Invalid, viaMemAccess: false);
@@ -250,133 +245,6 @@ namespace FastEpt
 
             value = memory.ReadUInt64((e.Mfn << EptEntry.PageBits) | (gpa & EptEntry.PageMask));
             return true;
-        }
-
-        // How the stage-1 walk reads guest paging entries and records accessed/dirty flags.
-        private interface IGuestTableAccess
-        {
-            // Reads the 8-byte entry at `gpa` of a table at `level`: its value and host address,
-            // or the fault that stops the walk.
-            bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level);
-
-            // Sets A on every entry used and D on the leaf of a write. 0: done; 1: an entry
-            // changed (walk again); -1: the update was refused (`fault`).
-            int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
-                                 out GuestTranslation fault);
-        }
-
-        // The CPU's way: every paging-structure access translated through the EPT view, A/D set by
-        // compare-exchange where EPT grants write (docs/model/ept.md §1.5).
-        private readonly struct EptTableAccess : IGuestTableAccess
-        {
-            private readonly P2m _ept;
-            private readonly HostMemory _memory;
-            private readonly ulong _hostBytes;
-            private readonly AccessKind _structKind;
-
-            public EptTableAccess(P2m ept, HostMemory memory)
-            {
-                _ept = ept;
-                _memory = memory;
-                _hostBytes = (ulong)memory.FrameCount << EptEntry.PageBits;
-                // Paging-structure reads count as EPT writes when the EPTP enables A/D.
-                _structKind = ept.AccessDirtyEnabled ? AccessKind.Read | AccessKind.Write : AccessKind.Read;
-            }
-
-            public bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level)
-            {
-                pte = 0;
-                hpa = 0;
-                if (gpa >= _ept.GpaLimit)
-                {
-                    fault = new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0,
-                        new EptTranslation(EptStatus.Violation, 0, _ept.Levels, (ulong)_structKind | QualGlaValid), level);
-                    return false;
-                }
-
-                EptTranslation t = _ept.TranslatePagingWrite(gpa, _structKind);
-                if (t.Status != EptStatus.Ok)
-                {
-                    fault = EptFailure(gpa, t, final: false, level);
-                    return false;
-                }
-
-                // A paging structure outside host memory (device memory) reads as all ones,
-                // as an unclaimed bus read does: reserved bits, so a #PF, never a wild read.
-                hpa = t.Hpa;
-                pte = hpa + 8 <= _hostBytes ? Volatile.Read(ref _memory.DangerousSlot(hpa)) : ~0UL;
-                fault = default;
-                return true;
-            }
-
-            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
-                                        out GuestTranslation fault)
-            {
-                fault = default;
-                for (int i = 0; i < gpas.Length; i++)
-                {
-                    bool isLeaf = i == gpas.Length - 1;
-                    ulong want = values[i] | PteAccessed | (isLeaf && write ? PteDirty : 0);
-                    if (want == values[i])
-                    {
-                        continue;
-                    }
-
-                    EptTranslation t = _ept.TranslatePagingWrite(gpas[i], AccessKind.Write);
-                    if (t.Status != EptStatus.Ok)
-                    {
-                        fault = EptFailure(gpas[i], t, final: false, topLevel - i);
-                        return -1;
-                    }
-
-                    if (hpas[i] + 8 > _hostBytes)
-                    {
-                        continue;    // not RAM: nothing to update
-                    }
-
-                    ref ulong slot = ref _memory.DangerousSlot(hpas[i]);
-                    if (Interlocked.CompareExchange(ref slot, want, values[i]) != values[i])
-                    {
-                        return 1;
-                    }
-                }
-
-                return 0;
-            }
-        }
-
-        // The hypervisor's software walk of the fallback: reads through the guest-memory accessor
-        // (which locks internally), ignores EPT access rights and leaves A/D alone.
-        private readonly struct SoftwareTableAccess : IGuestTableAccess
-        {
-            private readonly Vcpu _vcpu;
-            private readonly int _view;
-
-            public SoftwareTableAccess(Vcpu vcpu, int view)
-            {
-                _vcpu = vcpu;
-                _view = view;
-            }
-
-            public bool ReadEntry(ulong gpa, out ulong pte, out ulong hpa, out GuestTranslation fault, int level)
-            {
-                hpa = 0;
-                if (_vcpu.TryReadGuestUInt64(_view, gpa, out pte))
-                {
-                    fault = default;
-                    return true;
-                }
-
-                fault = new GuestTranslation(GuestStatus.EptViolation, gpa, 0, 0, default, level);
-                return false;
-            }
-
-            public int SetAccessedDirty(int topLevel, ReadOnlySpan<ulong> gpas, ReadOnlySpan<ulong> hpas, ReadOnlySpan<ulong> values, bool write,
-                                        out GuestTranslation fault)
-            {
-                fault = default;
-                return 0;
-            }
         }
     }
 }

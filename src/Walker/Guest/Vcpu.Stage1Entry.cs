@@ -25,6 +25,42 @@ namespace FastEpt
             NotPresent,     // #PF, P clear
             Reserved,       // #PF, P and RSVD set
             Denied,         // #PF, P set: the rights over all levels refuse the access
+            DeniedKey,      // #PF, P and PK set: a protection key refuses the data access
+        }
+
+        // The control bits one walk reads (SDM 4.6), captured by every register write
+        // (Vcpu.Registers.cs) so a walk reads one field. NXE, PKE and PKS are the effective ones:
+        // NXE only under PAE or IA-32e paging, PKE/PKS only under IA-32e paging.
+        private readonly struct WalkControls
+        {
+            public const int Wp = 1, Nxe = 2, Smep = 4, Smap = 8, Ac = 16, Pke = 32, Pks = 64, Pse = 128;
+
+            public readonly int Flags;
+            public readonly uint Pkru, Pkrs;
+
+            private WalkControls(int flags, uint pkru, uint pkrs)
+            {
+                Flags = flags;
+                Pkru = pkru;
+                Pkrs = pkrs;
+            }
+
+            public bool Has(int flag) => (Flags & flag) != 0;
+
+            public static WalkControls From(Cr0Flags cr0, Cr4Flags cr4, EferFlags efer, GuestPagingMode mode, uint pkru, uint pkrs, bool ac)
+            {
+                bool pae = mode is GuestPagingMode.Pae or GuestPagingMode.LongMode4 or GuestPagingMode.LongMode5;
+                bool ia32e = mode is GuestPagingMode.LongMode4 or GuestPagingMode.LongMode5;
+                int f = ((cr0 & Cr0Flags.WP) != 0 ? Wp : 0)
+                        | (pae && (efer & EferFlags.Nxe) != 0 ? Nxe : 0)
+                        | ((cr4 & Cr4Flags.Smep) != 0 ? Smep : 0)
+                        | ((cr4 & Cr4Flags.Smap) != 0 ? Smap : 0)
+                        | (ac ? Ac : 0)
+                        | (ia32e && (cr4 & Cr4Flags.Pke) != 0 ? Pke : 0)
+                        | (ia32e && (cr4 & Cr4Flags.Pks) != 0 ? Pks : 0)
+                        | ((cr4 & Cr4Flags.Pse) != 0 ? Pse : 0);
+                return new WalkControls(f, pkru, pkrs);
+            }
         }
 
         // Splits the physical-address width of the EPT into the two masks a guest entry needs:
@@ -66,8 +102,9 @@ namespace FastEpt
         // `rights`, and at the leaf the permission check over all levels. `rights` changes only
         // on a step that gets past the reserved bits. Accessed and dirty flags are the caller's.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static EntryStep Stage1Step(ulong pte, int level, ref int rights, PageFaultErrorCode pfec, ulong highReserved, bool nxe, bool wp)
+        private static EntryStep Stage1Step(ulong pte, int level, ref int rights, PageFaultErrorCode pfec, ulong highReserved, in WalkControls c)
         {
+            bool nxe = c.Has(WalkControls.Nxe);
             if ((pte & PtePresent) == 0)
             {
                 return EntryStep.NotPresent;
@@ -87,15 +124,16 @@ namespace FastEpt
                 return EntryStep.Table;
             }
 
-            return Denied(pfec, wp, r) ? EntryStep.Denied : EntryStep.Leaf;
+            return LeafAccess(pfec, r, pte, c);
         }
 
-        // The #PF error code of a failed step (SDM 4.7): W and U of the access, I/D only where NX
-        // is on (no SMEP modelled), P unless the entry was not present, RSVD for a reserved bit.
-        private static PageFaultErrorCode Stage1ErrorCode(EntryStep step, PageFaultErrorCode pfec, bool nxe)
+        // The #PF error code of a failed step (SDM 4.7): W and U of the access (an implicit
+        // supervisor access reports U/S clear), I/D for a fetch where SMEP is on or NXE is in effect,
+        // P unless the entry was not present, RSVD for a reserved bit, PK for a key's refusal.
+        private static PageFaultErrorCode Stage1ErrorCode(EntryStep step, PageFaultErrorCode pfec, in WalkControls c)
         {
             PageFaultErrorCode code = pfec & (PageFaultErrorCode.Write | PageFaultErrorCode.User);
-            if (nxe)
+            if ((c.Flags & (WalkControls.Nxe | WalkControls.Smep)) != 0)
             {
                 code |= pfec & PageFaultErrorCode.InstructionFetch;
             }
@@ -104,6 +142,7 @@ namespace FastEpt
             {
                 EntryStep.NotPresent => code,
                 EntryStep.Reserved => code | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved,
+                EntryStep.DeniedKey => code | PageFaultErrorCode.Present | PageFaultErrorCode.ProtectionKey,
                 _ => code | PageFaultErrorCode.Present,
             };
         }
@@ -129,16 +168,48 @@ namespace FastEpt
             return reserved;
         }
 
-        // Permissions over all levels (SDM 4.6, no SMEP/SMAP/PKE modelled).
+        // The access rights of a leaf over all levels (SDM 4.6.1) and its protection key (4.6.2).
+        // A user-mode address has U/S set at every level. `rights` carries XD only under NXE.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool Denied(PageFaultErrorCode pfec, bool wp, int rights)
+        private static EntryStep LeafAccess(PageFaultErrorCode pfec, int rights, ulong leaf, in WalkControls c)
         {
             bool user = (pfec & PageFaultErrorCode.User) != 0;
             bool write = (pfec & PageFaultErrorCode.Write) != 0;
-            bool fetch = (pfec & PageFaultErrorCode.InstructionFetch) != 0;
             bool rw = (rights & RightsRw) != 0, us = (rights & RightsUs) != 0, xd = (rights & RightsXd) != 0;
-            return user ? !us || (write && !rw) || (fetch && xd)
-                        : (write && wp && !rw) || (fetch && xd);
+            if ((pfec & PageFaultErrorCode.InstructionFetch) != 0)
+            {
+                // Fetches: XD anywhere refuses; a user fetch needs a user page; SMEP refuses
+                // supervisor fetches from user pages. Keys never apply to fetches.
+                bool deniedFetch = xd || (user ? !us : us && c.Has(WalkControls.Smep));
+                return deniedFetch ? EntryStep.Denied : EntryStep.Leaf;
+            }
+
+            bool wp = c.Has(WalkControls.Wp);
+            bool denied = user
+                ? !us || (write && !rw)
+                : (write && wp && !rw)
+                  || (us && c.Has(WalkControls.Smap) && ((pfec & PageFaultErrorCode.ImplicitSupervisor) != 0 || !c.Has(WalkControls.Ac)));
+            if ((c.Flags & (WalkControls.Pke | WalkControls.Pks)) != 0 && KeyDenies(leaf, us, user, write, wp, c))
+            {
+                return EntryStep.DeniedKey;
+            }
+
+            return denied ? EntryStep.Denied : EntryStep.Leaf;
+        }
+
+        // A protection key's refusal of a data access (the PK conditions of SDM 4.7): the key is leaf
+        // bits 62:59; PKRU governs user-mode pages under CR4.PKE, IA32_PKRS supervisor-mode pages under
+        // CR4.PKS. AD refuses every data access; WD refuses writes by a user-mode access, and by a
+        // supervisor-mode access only with CR0.WP set (for both registers, as KVM's update_pkr_bitmask).
+        private static bool KeyDenies(ulong leaf, bool userPage, bool user, bool write, bool wp, in WalkControls c)
+        {
+            if (!c.Has(userPage ? WalkControls.Pke : WalkControls.Pks))
+            {
+                return false;
+            }
+
+            uint bits = (userPage ? c.Pkru : c.Pkrs) >> (2 * ((int)(leaf >> 59) & 15));
+            return (bits & 1) != 0 || ((bits & 2) != 0 && write && (user || wp));
         }
     }
 }

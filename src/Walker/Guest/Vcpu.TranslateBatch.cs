@@ -40,10 +40,17 @@ namespace FastEpt
             }
 
             P2m ept = _domain.Altp2m.ViewLocked(_view);
-            GuestPagingMode mode = Mode;
+            GuestPagingMode mode = _mode;
             if (mode is not (GuestPagingMode.Flat or GuestPagingMode.LongMode4 or GuestPagingMode.LongMode5))
             {
-                throw new InvalidOperationException($"Unknown paging mode {mode}.");
+                // 32-bit and PAE paging: one single-address walk each (their guests are rarely
+                // batch-hot; the answers are the scalar walk's by construction).
+                for (int i = 0; i < glas.Length; i++)
+                {
+                    results[i] = TranslateOn(ept, glas[i], pfec);
+                }
+
+                return glas.Length;
             }
 
             var walk = new BatchWalk(this, ept, pfec, mode);
@@ -85,6 +92,7 @@ namespace FastEpt
                 Span<int> active = stackalloc int[Chunk];
                 Span<byte> flags = stackalloc byte[Chunk];            // the Rights* bits accumulated so far
                 Span<int> leafLevel = stackalloc int[Chunk];
+                Span<bool> leafGlobal = stackalloc bool[Chunk];     // the leaf's G flag under CR4.PGE
                 Span<EptTranslation> ept = stackalloc EptTranslation[Chunk];
                 Span<ulong> entryGpas = stackalloc ulong[Chunk];
                 int n = glas.Length;
@@ -104,7 +112,7 @@ namespace FastEpt
                 {
                     for (int i = 0; i < n; i++)
                     {
-                        Finish(glas, results, i, glas[i], 0, gpaLimit, gpas, finalOf, leafLevel, ref done);
+                        Finish(glas, results, i, glas[i], 0, false, gpaLimit, gpas, finalOf, leafLevel, leafGlobal, ref done);
                     }
                 }
                 else
@@ -113,8 +121,8 @@ namespace FastEpt
                     Stage1Masks(_ept.AddressBits, out ulong addrMask, out ulong highReserved);
                     PageFaultErrorCode pfec = _pfec;
                     bool write = (pfec & PageFaultErrorCode.Write) != 0;
-                    bool nxe = _cpu.Nxe, wp = _cpu.Wp;
-                    ulong cr3 = _cpu.Cr3 & addrMask;
+                    WalkControls c = _cpu._controls;
+                    ulong cr3 = _cpu._cr3 & addrMask;
 
                     int walking = 0;
                     for (int i = 0; i < n; i++)
@@ -163,7 +171,7 @@ namespace FastEpt
 
                             ulong pte = Volatile.Read(ref memory.DangerousSlot(t.Hpa));
                             int rights = flags[i];
-                            EntryStep step = Stage1Step(pte, level, ref rights, pfec, highReserved, nxe, wp);
+                            EntryStep step = Stage1Step(pte, level, ref rights, pfec, highReserved, c);
                             if (step >= EntryStep.NotPresent || (pte & PteAccessed) == 0)
                             {
                                 results[i] = Single(glas[i]);     // the fault, or the A flag to set
@@ -184,7 +192,7 @@ namespace FastEpt
                                 continue;
                             }
 
-                            Finish(glas, results, i, LeafGpa(pte, addrMask, glas[i], level), level, gpaLimit, gpas, finalOf, leafLevel, ref done);
+                            Finish(glas, results, i, LeafGpa(pte, addrMask, glas[i], level), level, (pte & PteGlobal) != 0 && _cpu.Pge, gpaLimit, gpas, finalOf, leafLevel, leafGlobal, ref done);
                         }
 
                         walking = m;
@@ -194,13 +202,17 @@ namespace FastEpt
                 _ept.TranslateBatch(gpas[..done], _finalKind, ept);
                 for (int j = 0; j < done; j++)
                 {
-                    results[finalOf[j]] = FinalResult(gpas[j], ept[j], leafLevel[j]);
+                    GuestTranslation r = FinalResult(gpas[j], ept[j], leafLevel[j]);
+                    results[finalOf[j]] = r.Status == GuestStatus.Ok && leafLevel[j] != 0
+                        ? new GuestTranslation(GuestStatus.Ok, r.Gpa, r.Hpa, 0, r.Ept, r.Level,
+                                               EptEntry.PageBits + (EptEntry.TableOrder * (leafLevel[j] - 1)), leafGlobal[j])
+                        : r;
                 }
             }
 
             // A completed stage 1: queue the final access, or answer it at once beyond the EPT's width.
-            private readonly void Finish(ReadOnlySpan<ulong> glas, Span<GuestTranslation> results, int i, ulong gpa, int level, ulong gpaLimit,
-                                         Span<ulong> gpas, Span<int> finalOf, Span<int> leafLevel, ref int done)
+            private readonly void Finish(ReadOnlySpan<ulong> glas, Span<GuestTranslation> results, int i, ulong gpa, int level, bool global, ulong gpaLimit,
+                                         Span<ulong> gpas, Span<int> finalOf, Span<int> leafLevel, Span<bool> leafGlobal, ref int done)
             {
                 if (gpa >= gpaLimit)
                 {
@@ -210,6 +222,7 @@ namespace FastEpt
 
                 gpas[done] = gpa;
                 finalOf[done] = i;
+                leafGlobal[done] = global;
                 leafLevel[done++] = level;
             }
 

@@ -5,17 +5,23 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    /// <summary>Guest paging mode of a <see cref="Vcpu"/>.</summary>
+    /// <summary>Guest paging mode of a <see cref="Vcpu"/> (Intel SDM Vol. 3A 4.1.1), derived from CR0, CR4 and EFER.</summary>
     public enum GuestPagingMode
     {
-        /// <summary>Paging off: a linear address is the guest-physical address.</summary>
+        /// <summary>Paging off (CR0.PG = 0): a linear address is the guest-physical address.</summary>
         Flat,
 
-        /// <summary>Long mode, 4-level paging.</summary>
+        /// <summary>IA-32e mode, 4-level paging.</summary>
         LongMode4,
 
-        /// <summary>Long mode, 5-level paging (LA57).</summary>
+        /// <summary>IA-32e mode, 5-level paging (CR4.LA57).</summary>
         LongMode5,
+
+        /// <summary>32-bit paging (CR4.PAE = 0): two levels of 4-byte entries, 4 MiB pages with CR4.PSE (PSE-36 high bits).</summary>
+        Paging32,
+
+        /// <summary>PAE paging (CR4.PAE = 1, EFER.LMA = 0): four PDPTE registers loaded with CR3, then two levels of 8-byte entries.</summary>
+        Pae,
     }
 
     /// <summary>
@@ -53,30 +59,15 @@ namespace FastEpt
         /// <summary>The view this vCPU translates through (0 = host p2m). Change it with <see cref="Altp2m.Switch"/>.</summary>
         public int View => _view;
 
-        /// <summary>Guest paging mode.</summary>
-        public GuestPagingMode Mode { get; set; } = GuestPagingMode.Flat;
-
-        // CR4.PGE: global pages survive a CR3 load in the linear TLB. Until the control registers
-        // are modelled in full it is on, as in every long-mode guest.
-        internal bool Pge => true;
-
         // Seams between the control-register model (Vcpu.cs and the walks) and the linear TLB
         // (Vcpu.Tlb.cs). The register side calls them after the register changed.
         // A MOV to CR3 with its value (bit 63 = no-flush when CR4.PCIDE is set).
         partial void OnCr3Load(ulong value);
 
         // A change of a control bit that the SDM says flushes the TLB (CR0.PG/WP, CR4.PGE/PAE/PSE/
-        // PCIDE/SMEP/SMAP/PKE/PKS/LA57, EFER.NXE/LMA) or that changes what a cached right means.
+        // PCIDE/SMEP/SMAP/PKE/PKS/LA57, EFER.NXE/LMA) or that changes what a cached right means
+        // (PKRU, IA32_PKRS). Not called for RFLAGS.AC, which each access reads (Vcpu.Registers.cs).
         partial void OnPagingControlChange();
-
-        /// <summary>Guest CR3 (root of the stage-1 tables).</summary>
-        public ulong Cr3 { get; set; }
-
-        /// <summary>CR0.WP: supervisor writes honour read-only pages.</summary>
-        public bool Wp { get; set; } = true;
-
-        /// <summary>EFER.NXE: bit 63 of guest paging entries is execute-disable.</summary>
-        public bool Nxe { get; set; } = true;
 
         /// <summary>True while the vCPU waits for the answer to a synchronous <see cref="MemAccessEvent"/>.</summary>
         public bool IsPaused => Volatile.Read(ref _pausedOn) != 0;

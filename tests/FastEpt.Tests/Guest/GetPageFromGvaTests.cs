@@ -195,7 +195,7 @@ namespace FastEpt.Tests.Guest
 
             using GuestPage page = g.Cpu.GetPageFromGva(Gla, AccessKind.Read);
 
-            Assert.Equal(0x2UL, page.Translation.Ept.Qualification & 0x7);      // the A write failed
+            Assert.Equal(0x3UL, page.Translation.Ept.Qualification & 0x7);      // the A write failed (read and write: EPT A/D off)
             Assert.True(page.IsOk && page.ViaMemAccess);
         }
 

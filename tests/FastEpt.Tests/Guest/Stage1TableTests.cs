@@ -226,7 +226,9 @@ namespace FastEpt.Tests.Guest
         [InlineData(PageFaultErrorCode.Write | PageFaultErrorCode.Reserved)]
         [InlineData((PageFaultErrorCode)0x20)]
         [InlineData((PageFaultErrorCode)0x8000)]
-        [InlineData((PageFaultErrorCode)0x8000_0000)]
+        [InlineData((PageFaultErrorCode)0x4000_0000)]
+        [InlineData(PageFaultErrorCode.ImplicitSupervisor | PageFaultErrorCode.User)]
+        [InlineData(PageFaultErrorCode.ImplicitSupervisor | PageFaultErrorCode.InstructionFetch)]
         public void TranslateLinear_PfecOutsidePWUI_Throws(PageFaultErrorCode pfec)
         {
             using HostMemory memory = new(64L * 4096);

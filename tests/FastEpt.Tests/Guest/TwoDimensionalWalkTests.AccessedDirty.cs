@@ -93,7 +93,7 @@ namespace FastEpt.Tests.Guest
 
             GuestTranslation r = g.Walk(Gla, Sr);
 
-            AssertEptViolation(r, g.EntryGpa(1), 1, QualWrite | QualR | QualGlaValid);
+            AssertEptViolation(r, g.EntryGpa(1), 1, QualAdDisabled | QualR | QualGlaValid);
         }
     }
 }

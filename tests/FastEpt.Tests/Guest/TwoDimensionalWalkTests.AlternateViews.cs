@@ -42,7 +42,7 @@ namespace FastEpt.Tests.Guest
             g.SetAccess(view, TwoDimensionalGuest.PdGfn, P2mAccess.RWX);
             g.SetAccess(view, TwoDimensionalGuest.PtGfn, P2mAccess.R);
             r = g.Walk(Gla, Sr);
-            AssertEptViolation(r, g.EntryGpa(1), 1, QualWrite | QualR | QualGlaValid);
+            AssertEptViolation(r, g.EntryGpa(1), 1, QualAdDisabled | QualR | QualGlaValid);
 
             // The host view is untouched by the view's settings.
             Assert.Equal(P2mAccess.RWX, g.Domain.HostP2m.GetEntry(TwoDimensionalGuest.PdGfn).Access);

@@ -17,6 +17,10 @@ namespace FastEpt.Tests.Guest
         private const ulong QualRead = 0x1, QualWrite = 0x2, QualFetch = 0x4;
         private const ulong QualR = 0x8, QualW = 0x10, QualX = 0x20;
         private const ulong QualGlaValid = 0x80, QualFinal = 0x100;
+
+        // EPT A/D off: a refused A/D write on a guest paging entry reports a read and a write (bits 0
+        // and 1), as kvm-unit-tests' ept_access_test_paddr_*_ad_disabled expect.
+        private const ulong QualAdDisabled = QualRead | QualWrite;
         private const PageFaultErrorCode Sr = PageFaultErrorCode.None;
         private const PageFaultErrorCode Sw = PageFaultErrorCode.Write;
         private const PageFaultErrorCode Sx = PageFaultErrorCode.InstructionFetch;
@@ -129,8 +133,8 @@ namespace FastEpt.Tests.Guest
 
             GuestTranslation r = g.Walk(Gla, Sr);
 
-            // The read succeeded (EPT R); setting A is a write that EPT denies: bits 1 and 3, 7.
-            AssertEptViolation(r, g.EntryGpa(level), level, QualWrite | QualR | QualGlaValid);
+            // The read succeeded (EPT R); setting A is a write that EPT denies: bits 0, 1 (A/D off) and 3, 7.
+            AssertEptViolation(r, g.EntryGpa(level), level, QualAdDisabled | QualR | QualGlaValid);
 
             // A is set top-down: the entries above the refused one have it, it and those below not.
             ulong[] after = g.Entries();
@@ -149,7 +153,7 @@ namespace FastEpt.Tests.Guest
 
             GuestTranslation r = g.Walk(Gla, Ux);
 
-            AssertEptViolation(r, g.EntryGpa(1), 1, QualWrite | QualR | QualX | QualGlaValid);
+            AssertEptViolation(r, g.EntryGpa(1), 1, QualAdDisabled | QualR | QualX | QualGlaValid);
         }
 
         [Fact]
@@ -166,7 +170,7 @@ namespace FastEpt.Tests.Guest
 
             // A write must set D in the PTE: an EPT write to the PT page.
             GuestTranslation r = g.Walk(Gla, Uw);
-            AssertEptViolation(r, g.EntryGpa(1), 1, QualWrite | QualR | QualGlaValid);
+            AssertEptViolation(r, g.EntryGpa(1), 1, QualAdDisabled | QualR | QualGlaValid);
             Assert.Equal(before, g.Entries());
 
             // With D already set the same write goes through.
@@ -187,7 +191,7 @@ namespace FastEpt.Tests.Guest
             Assert.Equal(TwoDimensionalGuest.Leaf2M | (Gla & 0x1F_FFFF), ok.Gpa);
 
             GuestTranslation r = g.Walk(Gla, Sw);
-            AssertEptViolation(r, g.EntryGpa(2), 2, QualWrite | QualR | QualGlaValid);
+            AssertEptViolation(r, g.EntryGpa(2), 2, QualAdDisabled | QualR | QualGlaValid);
         }
 
         [Theory]
