@@ -125,8 +125,7 @@ namespace FastEpt
         private bool SetEntryCore(ulong gfn, ulong mfn, int order, P2mType type, P2mAccess access, SuppressVe sveMode, bool mayEscalate)
         {
             Debug.Assert(HoldsWriter(gfn));
-            bool exclusive = _lock.IsHeldByCurrentThread;
-            if (_marked && exclusive)
+            if (_marked && _lock.IsHeldByCurrentThread)
             {
                 ResolveLocked(gfn);     // Xen's ept_set_entry: no recalc mark left above the new entry
             }
