@@ -166,7 +166,7 @@ namespace FastEpt.Bench
                                "Scalar beside Remap4K", "Scalar beside Busy", "M GPAs/s", 0.9),
                     Throughput($"Log-dirty write faults, 2 threads on distinct GFNs / 1 thread, faults per second ({Environment.ProcessorCount} CPUs)",
                                "LogDirty 2 threads", "LogDirty 1 thread", "M faults/s", 1.6, $" ({LogDirtyPagesPerWorker} faults per worker)"),
-                    new("Single-thread SetEntry (4K remap, nothing else running), ns per call: compare with the previous build's (goal <= 1.10 x)",
+                    new("Single-thread SetEntry (4K remap, nothing else running), ns per call: compare with the previous build's by bench/compare/compare.sh (goal <= 1.10 x)",
                         setEntry, null, null, false, $"SetEntry {F(setEntry)} ns = {F(setEntry / cas)} x the compare-exchange floor (CasPublish {F(cas)} ns, same GFNs)"),
                     new("Merge/split-heavy writer: reclamation barriers per 1,000 SetEntry calls", msBarriers, null, 10, false, $"from {source}"),
                     new("Merge/split-heavy writer beside a TranslateBatch reader, ns per SetEntry", msNs, null, null, false,
