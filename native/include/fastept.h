@@ -246,7 +246,7 @@ FASTEPT_API void fastept_read_state_get(fastept_read_state *state);
 enum fastept_batch_path {
     FASTEPT_BATCH_AUTO = 0,      /* choose per call, as fastept_translate_batch does (footprint bound, locality, CPU) */
     FASTEPT_BATCH_SCALAR = 1,    /* one complete walk after another */
-    FASTEPT_BATCH_PIPELINED = 2, /* software-pipelined walks, each level prefetched 16 walks ahead */
+    FASTEPT_BATCH_PIPELINED = 2, /* software-pipelined walks, each level prefetched 32 walks ahead */
     FASTEPT_BATCH_GATHER = 3     /* groups of 16 walks with AVX2 gathers (pipelined without AVX2) */
 };
 

@@ -231,7 +231,7 @@ namespace FastEpt.Interop
         /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
         public const uint FASTEPT_BATCH_SCALAR = 1;
 
-        /// <summary>software-pipelined walks, each level prefetched 16 walks ahead.</summary>
+        /// <summary>software-pipelined walks, each level prefetched 32 walks ahead.</summary>
         /// <remarks>A value of <c>enum fastept_batch_path</c>: Batch paths of fastept_translate_batch_path (the walkers fastept_translate_batch chooses among).</remarks>
         public const uint FASTEPT_BATCH_PIPELINED = 2;
 

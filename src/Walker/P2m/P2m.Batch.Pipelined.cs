@@ -10,9 +10,11 @@ namespace FastEpt
     {
         // Pipelined walks: a walk's level-n entry is prefetched PipelineDistance addresses before
         // the walk reads it, so up to 3 x PipelineDistance walks are in flight. The ring holds
-        // the state of every walk in flight (a power of two >= 3 x distance + 1).
-        internal const int PipelineDistance = 16;
-        private const int PipelineRing = 64;
+        // the state of every walk in flight (a power of two >= 3 x distance + 1), one word each:
+        // the address of the slot to read next (8-byte aligned) with the rights accumulated so
+        // far in its low three bits (r, w, x), or 0 once the walk has left the pipeline.
+        internal const int PipelineDistance = 32;
+        private const int PipelineRing = 128;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Prefetch(void* p)
@@ -33,8 +35,7 @@ namespace FastEpt
         {
             const int D = PipelineDistance;
             const int Mask = PipelineRing - 1;
-            ulong** slots = stackalloc ulong*[PipelineRing];
-            ulong* rights = stackalloc ulong[PipelineRing];
+            ulong* ring = stackalloc ulong[PipelineRing];
             ulong pointerMask = _fastPointerMask;
             ulong leafMask = _fastLeafMask;
             ulong limit = _tableLimit;
@@ -57,29 +58,29 @@ namespace FastEpt
                     {
                         ulong* q = (ulong*)(b + next) + ((gpa >> 30) & 511);
                         Prefetch(q);
-                        slots[j & Mask] = q;
-                        rights[j & Mask] = pte;
+                        ring[j & Mask] = (ulong)q | (pte & EptEntry.RwxMask);
                     }
                     else
                     {
                         Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, 4, p, pte, EptEntry.RwxMask);
-                        slots[j & Mask] = null;
+                        ring[j & Mask] = 0;
                     }
                 }
 
                 // Walks i + 2D (PDPTE) and i + D (PDE): one stage, inlined for each level.
-                AdvanceWalk(b, 3, i + (2 * D), n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
-                AdvanceWalk(b, 2, i + D, n, slots, rights, ref g0, ref r0, access, pointerMask, limit);
+                AdvanceWalk(b, 3, i + (2 * D), n, ring, ref g0, ref r0, access, pointerMask, limit);
+                AdvanceWalk(b, 2, i + D, n, ring, ref g0, ref r0, access, pointerMask, limit);
 
                 // Finish walk i: PTE.
                 if (i >= 0)
                 {
-                    ulong* p = slots[i & Mask];
-                    if (p != null)
+                    ulong w = ring[i & Mask];
+                    if (w != 0)
                     {
+                        ulong* p = (ulong*)(w & ~EptEntry.RwxMask);
                         ulong gpa = Unsafe.Add(ref g0, i);
                         ulong pte = Volatile.Read(ref *p);
-                        ulong r = rights[i & Mask] & pte;
+                        ulong r = w & pte;
                         if ((pte & leafMask) == 1
                             && ((0x8Cu >> (int)((pte >> EptEntry.MemoryTypeShift) & 7)) & 1) == 0
                             && (access & ~(uint)(r & EptEntry.RwxMask)) == 0)
@@ -88,7 +89,7 @@ namespace FastEpt
                         }
                         else
                         {
-                            Unsafe.Add(ref r0, i) = WalkFrom(b, gpa, access, 1, p, pte, rights[i & Mask] & EptEntry.RwxMask);
+                            Unsafe.Add(ref r0, i) = WalkFrom(b, gpa, access, 1, p, pte, w & EptEntry.RwxMask);
                         }
                     }
                 }
@@ -101,15 +102,16 @@ namespace FastEpt
         // that snapshot and takes it out of the pipeline. Always inlined with a constant level,
         // so each stage compiles to what it was when written out twice.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void AdvanceWalk(byte* b, int level, int j, int n, ulong** slots, ulong* rights, ref ulong g0, ref EptTranslation r0,
+        private void AdvanceWalk(byte* b, int level, int j, int n, ulong* ring, ref ulong g0, ref EptTranslation r0,
                                  uint access, ulong pointerMask, ulong limit)
         {
             const int Mask = PipelineRing - 1;
             if (unchecked((uint)j < (uint)n))
             {
-                ulong* p = slots[j & Mask];
-                if (p != null)
+                ulong w = ring[j & Mask];
+                if (w != 0)
                 {
+                    ulong* p = (ulong*)(w & ~EptEntry.RwxMask);
                     ulong gpa = Unsafe.Add(ref g0, j);
                     ulong pte = Volatile.Read(ref *p);
                     ulong next = pte & EptEntry.MfnMask;
@@ -117,13 +119,12 @@ namespace FastEpt
                     {
                         ulong* q = (ulong*)(b + next) + ((gpa >> ShiftOf(level - 1)) & 511);
                         Prefetch(q);
-                        slots[j & Mask] = q;
-                        rights[j & Mask] &= pte;
+                        ring[j & Mask] = (ulong)q | (w & pte & EptEntry.RwxMask);
                     }
                     else
                     {
-                        Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, level, p, pte, rights[j & Mask] & EptEntry.RwxMask);
-                        slots[j & Mask] = null;
+                        Unsafe.Add(ref r0, j) = WalkFrom(b, gpa, access, level, p, pte, w & EptEntry.RwxMask);
+                        ring[j & Mask] = 0;
                     }
                 }
             }
