@@ -8,11 +8,12 @@ namespace FastEpt
 {
     public sealed unsafe partial class P2m
     {
-        // Pipelined walks: a walk's level-n entry is prefetched PipelineDistance addresses before
-        // the walk reads it, so up to 3 x PipelineDistance walks are in flight. The ring holds
-        // the state of every walk in flight (a power of two >= 3 x distance + 1), one word each:
-        // the address of the slot to read next (8-byte aligned) with the rights accumulated so
-        // far in its low three bits (r, w, x), or 0 once the walk has left the pipeline.
+        // Pipelined walks: a walk's PDE and PTE are prefetched PipelineDistance addresses before
+        // the walk reads them, so up to 2 x PipelineDistance walks are in flight (its PML4E and
+        // PDPTE are read as the walk starts: the few tables at those levels stay cached). The
+        // ring holds the state of every walk in flight (a power of two >= 2 x distance + 1), one
+        // word each: the address of the slot to read next (8-byte aligned) with the rights
+        // accumulated so far in its low three bits (r, w, x), or 0 once the walk has left.
         internal const int PipelineDistance = 32;
         private const int PipelineRing = 128;
 
@@ -25,12 +26,12 @@ namespace FastEpt
             }
         }
 
-        // Software pipeline over the 4-level fast shape. Iteration i starts walk i + 3D (reads its
-        // PML4E, which stays cached, and prefetches its PDPTE), advances walk i + 2D (reads the
-        // PDPTE, prefetches the PDE) and walk i + D (reads the PDE, prefetches the PTE), and
-        // finishes walk i (reads the PTE). Every entry is read once, into a local; whatever the
-        // fast shape does not cover (a superpage, a violation, a misconfiguration) is finished on
-        // the spot by WalkFrom from that snapshot, and the walk leaves the pipeline (null slot).
+        // Software pipeline over the 4-level fast shape. Iteration i starts walk i + 2D (reads its
+        // PML4E and PDPTE, which stay cached, and prefetches its PDE), advances walk i + D (reads
+        // the PDE, prefetches the PTE) and finishes walk i (reads the PTE). Every entry is read
+        // once, into a local; whatever the fast shape does not cover (a superpage, a violation, a
+        // misconfiguration) is finished on the spot by WalkFrom from that snapshot, and the walk
+        // leaves the pipeline (ring word 0).
         private void WalkPipelined(byte* b, ReadOnlySpan<ulong> gpas, uint access, Span<EptTranslation> results)
         {
             const int D = PipelineDistance;
@@ -44,10 +45,10 @@ namespace FastEpt
             ref ulong g0 = ref MemoryMarshal.GetReference(gpas);
             ref EptTranslation r0 = ref MemoryMarshal.GetReference(results);
 
-            for (int i = -3 * D; i < n; i++)
+            for (int i = -2 * D; i < n; i++)
             {
                 // Start walk j: PML4E.
-                int j = i + (3 * D);
+                int j = i + (2 * D);
                 if (j < n)
                 {
                     ulong gpa = Unsafe.Add(ref g0, j);
@@ -68,7 +69,7 @@ namespace FastEpt
                 }
 
                 // Walks i + 2D (PDPTE) and i + D (PDE): one stage, inlined for each level.
-                AdvanceWalk(b, 3, i + (2 * D), n, ring, ref g0, ref r0, access, pointerMask, limit);
+                AdvanceWalk(b, 3, j, n, ring, ref g0, ref r0, access, pointerMask, limit);
                 AdvanceWalk(b, 2, i + D, n, ring, ref g0, ref r0, access, pointerMask, limit);
 
                 // Finish walk i: PTE.
