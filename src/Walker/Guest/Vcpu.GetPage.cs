@@ -63,8 +63,26 @@ namespace FastEpt
             PageFaultErrorCode pfec = (access == AccessKind.Write ? PageFaultErrorCode.Write : 0)
                                       | (access == AccessKind.Execute ? PageFaultErrorCode.InstructionFetch : 0)
                                       | (user ? PageFaultErrorCode.User : 0);
+            // The TLB first: a hit is a probe, a reference and a generation check (docs/concurrency.md).
+            LinearTlb tlb = Tlb;
+            if (tlb.TryHit(gla, pfec, out ulong hitHpa, out ulong hitInfo))
+            {
+                GuestPage hit = ReferencedHit(tlb, gla, hitHpa, hitInfo);
+                if (hit.IsOk)
+                {
+                    return hit;
+                }
+            }
+
+            return GetPageFromGvaWalk(tlb, gla, pfec);
+        }
+
+        // The walk behind a TLB miss: the fast path, then the mem_access fallback.
+        private GuestPage GetPageFromGvaWalk(LinearTlb tlb, ulong gla, PageFaultErrorCode pfec)
+        {
             int view = _view;
             P2m ept = _domain.Altp2m.ViewLocked(view);
+            tlb.Synchronize(view, ept);     // reads the generation before the walk a fill comes from
             GuestTranslation fast;
             while (true)
             {
@@ -78,8 +96,14 @@ namespace FastEpt
                         ulong mfn = fast.Hpa >> EptEntry.PageBits;
                         BeforeReference?.Invoke();
                         GuestPage page = Referenced(fast, fast.Gpa, mfn, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
-                        if (page.Status != GuestPageStatus.Ok || StillMaps(ept.GetEntry(gfn), mfn, e))
+                        if (page.Status != GuestPageStatus.Ok)
                         {
+                            return page;
+                        }
+
+                        if (StillMaps(ept.GetEntry(gfn), mfn, e))
+                        {
+                            tlb.Fill(gla, pfec, fast, e.Type);
                             return page;
                         }
 
@@ -99,6 +123,30 @@ namespace FastEpt
             }
 
             return MemAccessCheckAndGetPage(view, gla, pfec, fast);
+        }
+
+        // A TLB hit: the frame is referenced, then the view's generation read again. Unchanged,
+        // no invalidation (INVEPT) of the view completed before the reference was taken, and a
+        // frame is freed only after the write that unmapped it bumped the generation, so the
+        // frame is still the one the entry names and cannot be reused while referenced.
+        private GuestPage ReferencedHit(LinearTlb tlb, ulong gla, ulong hpa, ulong info)
+        {
+            HostMemory memory = _domain.Memory;
+            ulong mfn = hpa >> EptEntry.PageBits;   // inside host memory: checked at fill
+            BeforeReference?.Invoke();
+            if (!memory.TryAddReference(mfn))
+            {
+                return default;
+            }
+
+            if (!tlb.StillCurrent)
+            {
+                memory.ReleaseReference(mfn);
+                return default;
+            }
+
+            ulong gpa = LinearTlb.GpaOf(info, gla);
+            return new GuestPage(memory, GuestPageStatus.Ok, tlb.TranslationOf(gla, hpa, info), gpa, mfn, LinearTlb.TypeOf(info), viaMemAccess: false);
         }
 
         // Xen's p2m_mem_access_check_and_get_page, entered with no lock held.
@@ -222,7 +270,7 @@ namespace FastEpt
             return new GuestPage(null, status, t, t.Gpa, Mfn.Invalid, P2mType.Invalid, viaMemAccess: false);
         }
 
-        private static bool IsGuestRam(P2mType type)
+        internal static bool IsGuestRam(P2mType type)
             => type is P2mType.RamRw or P2mType.RamLogDirty or P2mType.RamRo or P2mType.RamShared;
 
         // The guest-memory accessor of the software walk (Xen's access_guest_memory_by_gpa): it

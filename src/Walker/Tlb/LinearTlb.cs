@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 FastEpt contributors
+
+using System.Runtime.InteropServices;
+using FastEpt.Internal;
+
+namespace FastEpt
+{
+    /// <summary>
+    /// A vCPU's combined TLB: guest linear page → host page, what a CPU caches for one
+    /// VPID + EPTP + PCID (Intel SDM Vol. 3A 4.10 and Vol. 3C 29.4 "combined mappings"). A hit
+    /// answers the host-physical address in a few instructions; a miss walks both dimensions
+    /// (<see cref="Vcpu.TranslateLinear"/>) and caches the result when it is guest RAM.
+    /// </summary>
+    /// <remarks>
+    /// <para><b>What an entry holds.</b> One 4 KiB linear page of the current PCID and altp2m view
+    /// (the EPTP): its host page, guest-physical page, p2m type, whether the stage-1 leaf was
+    /// global (G set while CR4.PGE), and the <i>access classes</i> a real walk verified: each of
+    /// read, write and fetch, user or supervisor, with or without RFLAGS.AC, is a class. A hit
+    /// needs the class of the access among them, so rights are never wider than some walk that
+    /// succeeded; a write hit needs a write walk, which set the guest's dirty flag (and EPT's).
+    /// A large stage-1 page is cached as 4 KiB fragments. Only guest RAM (RamRw, RamLogDirty,
+    /// RamRo, RamShared) in host memory is cached; MMIO and every failure walk each time.</para>
+    /// <para><b>Invalidation</b> follows SDM 4.10.4: <see cref="Invlpg"/>, <see cref="Invpcid"/>
+    /// types 0-3, <see cref="Invvpid"/>, MOV to CR3 (non-global entries of the new PCID, nothing
+    /// with the no-flush bit) and changes of paging control bits (everything) through the
+    /// vCPU's register model, and INVEPT: every p2m change that removes or restricts a mapping
+    /// bumps the view's TLB generation (as for <see cref="SoftTlb"/>), which every lookup
+    /// compares. Entries are tagged with the view, so a view switch keeps each view's entries
+    /// for as long as its generation does not change. Emptying is O(1) (epochs); the TLB may
+    /// drop more than asked, never less.</para>
+    /// <para><b>Threads.</b> One TLB belongs to its vCPU's thread: lookups and flushes are not
+    /// safe for concurrent use (a remote shootdown runs on the target vCPU's thread, as an IPI
+    /// does). p2m writers on other threads are safe: their generation bump is the INVEPT.</para>
+    /// </remarks>
+    public sealed unsafe partial class LinearTlb
+    {
+        /// <summary>The number of 4 KiB entries of a vCPU's TLB.</summary>
+        public const int DefaultCapacity = 512;
+
+        // Ctx word: stamp << 16 | verified access classes (bits 15:0). The stamp names the epoch
+        // (every entry), the view, the PCID and that PCID's own epoch (non-global entries).
+        private const int RightsBits = 16;
+        private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewShift = 28, ViewBits = 10, EpochShift = 38, EpochBits = 10;
+        private const ulong PcidEpochMax = (1UL << PcidEpochBits) - 1;
+        private const ulong EpochMax = (1UL << EpochBits) - 1;
+        private const ulong GlobalStampMask = ((1UL << (EpochBits + ViewBits)) - 1) << ViewShift;   // epoch and view only
+
+        // Tag: the page-aligned linear address | Valid. Info: the guest-physical page | type
+        // (bits 4:0) | EPT leaf level (6:5) | guest leaf level (8:7) | Global (9) | page size (11:10).
+        private const ulong Valid = 1;
+        private const int EptLevelShift = 5, GuestLevelShift = 7, SizeShift = 10;
+        private const ulong TypeMask = 0x1F, GlobalBit = 1UL << 9;
+
+        // The #PF error-code bits that describe an access the TLB caches (P is ignored).
+        private const uint KnownPfec = (uint)(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch);
+
+        private readonly Vcpu _vcpu;
+        private readonly Entry[] _entries;      // pinned; _base points at its first 64-byte boundary
+        private readonly Entry* _base;
+        private readonly ulong _byteMask;       // (capacity - 1) << 5: a linear page's slot offset in bytes
+        private readonly int _capacity;
+        private readonly ushort[] _pcidEpochs = new ushort[1 << PcidBits];
+        private readonly P2m?[] _viewP2m = new P2m?[Altp2m.MaxAltViews + 1];   // null: no entry of that view since the last full flush
+        private readonly long[] _viewGeneration = new long[Altp2m.MaxAltViews + 1];
+        private ulong _stamp;                   // the current context's stamp
+        private ulong _epoch = 1;
+        private int _view;
+        private ushort _pcid;
+        private P2m _p2m;                       // the current view's p2m
+        private long _generation;               // its TLB generation when this TLB last synchronised
+        private ulong _largeAddr;               // QEMU's large-page region: every cached large page lies inside
+        private ulong _largeMask;
+        private bool _hasLarge;                 // a large page was cached since the last full flush
+        private long _misses;
+        private long _flushes;
+
+        internal LinearTlb(Vcpu vcpu, int capacity = DefaultCapacity)
+        {
+            if (capacity < 1 || capacity > (1 << 20) || (capacity & (capacity - 1)) != 0)
+            {
+                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(capacity), capacity, "A power of two in [1, 2^20].");
+            }
+
+            _vcpu = vcpu;
+            _capacity = capacity;
+            // Pinned, with room to start at a 64-byte boundary: a 32-byte entry never straddles lines.
+            _entries = GC.AllocateArray<Entry>(capacity + 2, pinned: true);
+            ulong start = (ulong)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries));
+            _base = (Entry*)((start + 63) & ~63UL);
+            _byteMask = (ulong)(capacity - 1) << 5;
+            _view = vcpu.View;
+            _p2m = vcpu.Domain.Altp2m.ViewLocked(_view);
+            _p2m.AttachTlb();    // before the first generation read, as SoftTlb does
+            _generation = _p2m.TlbGeneration;
+            _viewP2m[_view] = _p2m;
+            _viewGeneration[_view] = _generation;
+            _pcid = vcpu.TlbPcid;
+            UpdateStamp();
+        }
+
+        /// <summary>The vCPU whose translations this TLB caches.</summary>
+        public Vcpu Vcpu => _vcpu;
+
+        /// <summary>The number of 4 KiB entries (direct-mapped by linear page).</summary>
+        public int Capacity => _capacity;
+
+        /// <summary>Lookups that walked (the TLB did not hold the page for that access) since the last <see cref="ResetCounters"/>. Hits are not counted: a counter would cost every hit a store.</summary>
+        public long Misses => _misses;
+
+        /// <summary>Times the whole TLB was emptied since the last <see cref="ResetCounters"/>.</summary>
+        public long Flushes => _flushes;
+
+        /// <summary>Sets <see cref="Misses"/> and <see cref="Flushes"/> to zero.</summary>
+        public void ResetCounters()
+        {
+            _misses = 0;
+            _flushes = 0;
+        }
+
+        /// <summary>
+        /// The hit path alone: true, with the host-physical address, when the TLB holds
+        /// <paramref name="gla"/>'s page for this access in the current PCID and view and no
+        /// invalidation happened since; false otherwise (nothing is walked: call
+        /// <see cref="Translate"/>).
+        /// </summary>
+        /// <param name="gla">The linear address.</param>
+        /// <param name="pfec">The access, as for <see cref="Vcpu.TranslateLinear"/> (unknown bits never hit).</param>
+        /// <param name="hpa">The host-physical address on a hit.</param>
+        /// <remarks>Allocation-free, lock-free, no call: one slot load and one compare.</remarks>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool TryLookup(ulong gla, PageFaultErrorCode pfec, out ulong hpa)
+        {
+            ref Entry e = ref Slot(gla);
+            hpa = unchecked(gla + e.Data);
+            return Miss(ref e, gla, pfec) == 0;
+        }
+
+        /// <summary>
+        /// Translates <paramref name="gla"/> as <see cref="Vcpu.TranslateLinear"/> does, from the
+        /// TLB when it holds the page for this access, else by walking (and caching a guest-RAM
+        /// result). A hit returns what the walk that filled the entry returned for this address;
+        /// it may be stale exactly where a CPU's TLB may be: the guest changed its paging entry
+        /// and has not invalidated it yet.
+        /// </summary>
+        /// <param name="gla">The linear address.</param>
+        /// <param name="pfec">The access: Write, User, InstructionFetch (Present ignored).</param>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="pfec"/> has bits other than P, W, U and I/D.</exception>
+        public GuestTranslation Translate(ulong gla, PageFaultErrorCode pfec)
+        {
+            ref Entry e = ref Slot(gla);
+            if (Miss(ref e, gla, pfec) == 0)
+            {
+                return TranslationOf(ref e, gla);
+            }
+
+            return Walk(gla, pfec);
+        }
+
+        /// <inheritdoc/>
+        public override string ToString() => $"LinearTlb capacity={_capacity} view={_view} pcid={_pcid} misses={_misses} flushes={_flushes}";
+
+        // Non-zero unless the slot holds this page, in this context, verified for this access,
+        // and neither the view nor its p2m generation changed.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private ulong Miss(ref Entry e, ulong gla, PageFaultErrorCode pfec)
+        {
+            uint p = (uint)pfec;
+            return (((gla & ~EptEntry.PageMask) | Valid) ^ e.Tag)
+                   | ((e.Ctx >> RightsBits) ^ _stamp)
+                   | (ClassBit(p, _vcpu.TlbAc) & ~(uint)e.Ctx)
+                   | (p & ~KnownPfec)
+                   | (ulong)(_p2m.TlbGeneration ^ _generation)
+                   | (uint)(_vcpu.View ^ _view);
+        }
+
+        // The access class of `pfec` as one bit of 16: W → 1, U → 2, I → 4, AC → 8. P is ignored.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint ClassBit(uint pfec, bool ac)
+            => 1u << (int)(((pfec >> 1) & 3) | ((pfec >> 2) & 4) | (ac ? 8u : 0u));
+
+        private GuestTranslation TranslationOf(ref Entry e, ulong gla) => TranslationOf(gla, unchecked(gla + e.Data), e.Info);
+
+        // The 32-byte slot of a linear page.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private ref Entry Slot(ulong gla) => ref *(Entry*)((byte*)_base + ((gla >> (EptEntry.PageBits - 5)) & _byteMask));
+
+        // Every slot, for the scans of the flushes that keep global entries.
+        private Span<Entry> Slots => new(_base, _capacity);
+
+        // One cached translation: 32 bytes, two to a cache line.
+        [StructLayout(LayoutKind.Sequential, Size = 32)]
+        private struct Entry
+        {
+            public ulong Tag;   // linear page | Valid; 0 = empty
+            public ulong Ctx;   // stamp << 16 | verified access classes
+            public ulong Data;  // host page - linear page (unchecked), so a hit adds it to the address
+            public ulong Info;  // guest-physical page | type | levels | global | page size
+        }
+    }
+}
