@@ -31,6 +31,7 @@ namespace FastEpt.Bench
     /// <item><c>--ratio</c>: only the goals table, from the interleaved timing.</item>
     /// <item><c>--concurrency</c>: only the goals table's concurrency group (<see cref="Perf_Concurrency"/>'s
     /// loops; about 20 s).</item>
+    /// <item><c>--tlb</c>: only the goals table's TLB group (both TLBs' hit paths, an emulated RAM read that hits).</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
     /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...), with the same exporters.</item>
     /// </list>
@@ -44,6 +45,7 @@ namespace FastEpt.Bench
         private const string FullFlag = "--full";
         private const string RatioFlag = "--ratio";
         private const string ConcurrencyFlag = "--concurrency";
+        private const string TlbFlag = "--tlb";
 
         /// <summary>Runs the benchmarks that <paramref name="args"/> select.</summary>
         public static int Main(string[] args)
@@ -58,6 +60,11 @@ namespace FastEpt.Bench
                 if (args.Length == 1 && args[0] == RatioFlag)
                 {
                     return Goals.Run(null, null, null, null, Path.Combine(resultsRoot, "ratio"));
+                }
+
+                if (args.Length == 1 && args[0] == TlbFlag)
+                {
+                    return Goals.RunTlbOnly(Path.Combine(resultsRoot, "tlb"));
                 }
 
                 if (args.Length == 1 && args[0] == ConcurrencyFlag)

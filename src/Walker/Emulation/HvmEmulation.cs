@@ -23,7 +23,10 @@ namespace FastEpt
     /// pieces are redone, and the device sees the pending request again. So every device byte is
     /// touched exactly once per instruction. <see cref="Complete"/> drops the cache when the
     /// instruction retires.</para>
-    /// <para><b>Translation.</b> Each piece is translated by <see cref="Vcpu.GetPageFromGva"/>
+    /// <para><b>Translation.</b> An access within one page that the vCPU's combined TLB
+    /// (<see cref="Vcpu.Tlb"/>) holds as guest RAM is done from the hit: a read copies and then
+    /// checks that no invalidation happened, a write references the frame first. Otherwise each
+    /// piece is translated by <see cref="Vcpu.GetPageFromGva"/>
     /// (stage 1 as the CPU does it, accessed/dirty flags included; mem_access restrictions do not
     /// apply to the hypervisor's own access, as in Xen); a RAM page stays referenced while it is
     /// copied. Every piece is translated before anything is read or written, so a fault on the
@@ -176,6 +179,12 @@ namespace FastEpt
         private EmulationResult Access(ulong gla, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write, PageFaultErrorCode pfec, AccessTag tag)
         {
             int length = write ? writeData.Length : readBuf.Length;
+            if (_cache.Count == 0 && !_pending.Active && length <= MaxAccessBytes && (gla & EptEntry.PageMask) + (ulong)length <= EptEntry.PageSize
+                && TryTlbAccess(gla, readBuf, writeData, write, pfec))
+            {
+                return Done();      // one page of RAM the TLB holds, no device operand in flight
+            }
+
             if (!Prepare(gla, length, pfec, tag, out Pieces pieces, out EmulationResult early))
             {
                 return early;

@@ -85,7 +85,7 @@ namespace FastEpt
             }
 
             bool ac = _vcpu.TlbAc;
-            uint rights = ClassBit(p, ac);
+            ulong rights = ClassBit(p, ac);
             if ((p & (uint)PageFaultErrorCode.Write) != 0)
             {
                 // A write allowed over every level is a read allowed (SDM 4.6, and EPT's W needs R):
@@ -101,14 +101,13 @@ namespace FastEpt
                          | ((ulong)(t.Ept.Level & 3) << EptLevelShift) | ((ulong)(t.Level & 3) << GuestLevelShift)
                          | (t.Global ? GlobalBit : 0) | (sizeCode << SizeShift);
             ref Entry e = ref Slot(gla);
-            ulong tag = linearPage | Valid;
-            if (e.Tag == tag && (e.Ctx >> RightsBits) == _stamp && e.Data == data && e.Info == info)
+            if ((e.Tag & ~EptEntry.PageMask) == linearPage && e.Ctx == _stamp && e.Data == data && e.Info == info)
             {
-                rights |= (uint)e.Ctx & 0xFFFF;    // the same translation, verified for another access too
+                rights |= e.Tag & EptEntry.PageMask;    // the same translation, verified for another access too
             }
 
-            e.Tag = tag;
-            e.Ctx = (_stamp << RightsBits) | rights;
+            e.Tag = linearPage | (rights & EptEntry.PageMask);
+            e.Ctx = _stamp;
             e.Data = data;
             e.Info = info;
             if (shift > EptEntry.PageBits)
@@ -150,14 +149,14 @@ namespace FastEpt
         private bool TryAdoptGlobal(ref Entry e, ulong gla, PageFaultErrorCode pfec)
         {
             uint p = (uint)pfec;
-            if (e.Tag != ((gla & ~EptEntry.PageMask) | Valid) || (e.Info & GlobalBit) == 0
-                || ((e.Ctx >> RightsBits) & GlobalStampMask) != (_stamp & GlobalStampMask)
-                || (ClassBit(p, _vcpu.TlbAc) & ~(uint)e.Ctx) != 0 || (p & ~KnownPfec) != 0)
+            ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;
+            if ((x & ~EptEntry.PageMask) != 0 || (ClassBit(p, _vcpu.TlbAc) & ~x) != 0 || (p & ~KnownPfec) != 0
+                || (e.Info & GlobalBit) == 0 || (e.Ctx & GlobalStampMask) != (_stamp & GlobalStampMask))
             {
                 return false;
             }
 
-            e.Ctx = (_stamp << RightsBits) | (e.Ctx & 0xFFFF);
+            e.Ctx = _stamp;
             return true;
         }
 

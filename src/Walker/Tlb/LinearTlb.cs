@@ -38,17 +38,16 @@ namespace FastEpt
         /// <summary>The number of 4 KiB entries of a vCPU's TLB.</summary>
         public const int DefaultCapacity = 512;
 
-        // Ctx word: stamp << 16 | verified access classes (bits 15:0). The stamp names the epoch
-        // (every entry), the view, the PCID and that PCID's own epoch (non-global entries).
-        private const int RightsBits = 16;
+        // Ctx word: the stamp, which names the epoch (every entry), the view, the PCID and that
+        // PCID's own epoch (non-global entries).
         private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewShift = 28, ViewBits = 10, EpochShift = 38, EpochBits = 10;
         private const ulong PcidEpochMax = (1UL << PcidEpochBits) - 1;
         private const ulong EpochMax = (1UL << EpochBits) - 1;
         private const ulong GlobalStampMask = ((1UL << (EpochBits + ViewBits)) - 1) << ViewShift;   // epoch and view only
 
-        // Tag: the page-aligned linear address | Valid. Info: the guest-physical page | type
-        // (bits 4:0) | EPT leaf level (6:5) | guest leaf level (8:7) | Global (9) | page size (11:10).
-        private const ulong Valid = 1;
+        // Tag: the page-aligned linear address | the verified access classes (bits 11:0; none in
+        // an empty slot, so it never hits). Info: the guest-physical page | type (bits 4:0) |
+        // EPT leaf level (6:5) | guest leaf level (8:7) | Global (9) | page size (11:10).
         private const int EptLevelShift = 5, GuestLevelShift = 7, SizeShift = 10;
         private const ulong TypeMask = 0x1F, GlobalBit = 1UL << 9;
 
@@ -166,18 +165,21 @@ namespace FastEpt
         private ulong Miss(ref Entry e, ulong gla, PageFaultErrorCode pfec)
         {
             uint p = (uint)pfec;
-            return (((gla & ~EptEntry.PageMask) | Valid) ^ e.Tag)
-                   | ((e.Ctx >> RightsBits) ^ _stamp)
-                   | (ClassBit(p, _vcpu.TlbAc) & ~(uint)e.Ctx)
+            Vcpu vcpu = _vcpu;
+            ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes
+            return (x & ~EptEntry.PageMask)
+                   | (ClassBit(p, vcpu.TlbAc) & ~x)
+                   | (e.Ctx ^ _stamp)
                    | (p & ~KnownPfec)
-                   | (ulong)(_p2m.TlbGeneration ^ _generation)
-                   | (uint)(_vcpu.View ^ _view);
+                   | (uint)(vcpu.View ^ _view)
+                   | (ulong)(_p2m.TlbGeneration ^ _generation);
         }
 
-        // The access class of `pfec` as one bit of 16: W → 1, U → 2, I → 4, AC → 8. P is ignored.
+        // The access class of `pfec` as one bit of 12: (none, W or I) x U x AC. W together with I
+        // gives a bit above 11, which no entry has: always a miss (the walk decides).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static uint ClassBit(uint pfec, bool ac)
-            => 1u << (int)(((pfec >> 1) & 3) | ((pfec >> 2) & 4) | (ac ? 8u : 0u));
+        private static ulong ClassBit(uint pfec, bool ac)
+            => 1UL << (int)(((pfec & 2) << 1) | ((pfec & 16) >> 1) | ((pfec & 4) >> 1) | (ac ? 1u : 0u));
 
         private GuestTranslation TranslationOf(ref Entry e, ulong gla) => TranslationOf(gla, unchecked(gla + e.Data), e.Info);
 
@@ -192,8 +194,8 @@ namespace FastEpt
         [StructLayout(LayoutKind.Sequential, Size = 32)]
         private struct Entry
         {
-            public ulong Tag;   // linear page | Valid; 0 = empty
-            public ulong Ctx;   // stamp << 16 | verified access classes
+            public ulong Tag;   // linear page | verified access classes; 0 = empty
+            public ulong Ctx;   // the stamp of the context it was filled (or adopted) in
             public ulong Data;  // host page - linear page (unchecked), so a hit adds it to the address
             public ulong Info;  // guest-physical page | type | levels | global | page size
         }
