@@ -15,7 +15,7 @@ namespace FastEpt
             Vcpu.CheckPfec(pfec);
             Synchronize();
             ref Entry e = ref Slot(gla);
-            if (TryAdoptGlobal(ref e, gla, pfec))
+            if (Miss(ref e, gla, pfec) == 0 || TryAdoptGlobal(ref e, gla, pfec))     // back in a view whose entries stayed; a global entry
             {
                 return TranslationOf(ref e, gla);
             }
@@ -50,7 +50,7 @@ namespace FastEpt
                 long g = p2m.TlbGeneration;
                 if (g != _generation)
                 {
-                    FlushCore();        // INVEPT: a mapping was removed or restricted
+                    FlushView(view);    // INVEPT: a mapping of this view was removed or restricted
                     Adopt(view, p2m, g);
                 }
 
@@ -64,7 +64,7 @@ namespace FastEpt
             P2m? known = _viewP2m[view];
             if (known is not null && (!ReferenceEquals(known, p2m) || _viewGeneration[view] != generation))
             {
-                FlushCore();
+                FlushView(view);
             }
 
             Adopt(view, p2m, generation);
@@ -171,7 +171,8 @@ namespace FastEpt
         }
 
         private void UpdateStamp()
-            => _stamp = (_epoch << EpochShift) | ((ulong)_view << ViewShift) | ((ulong)_pcid << PcidShift) | _pcidEpochs[_pcid];
+            => _stamp = (_epoch << EpochShift) | ((ulong)_view << ViewShift) | ((ulong)_viewEpochs[_view] << ViewEpochShift)
+                        | ((ulong)_pcid << PcidShift) | _pcidEpochs[_pcid];
 
         // QEMU's tlb_add_large_page: one aligned region covers every large page cached, so an
         // INVLPG inside it empties the TLB (the page's 4 KiB fragments may sit in any slot).

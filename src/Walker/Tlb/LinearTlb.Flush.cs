@@ -146,6 +146,20 @@ namespace FastEpt
             UpdateStamp();
         }
 
+        // Every entry of one view, global ones included: its epoch moves on (O(1)).
+        private void FlushView(int view)
+        {
+            if (_viewEpochs[view] == ViewEpochMax)
+            {
+                Array.Clear(_viewEpochs);
+                FlushCore();        // the epoch wraps: empty everything instead
+                return;
+            }
+
+            _viewEpochs[view]++;
+            UpdateStamp();
+        }
+
         // Every non-global entry of every PCID and view: a scan (global entries stay).
         private void FlushNonGlobal()
         {

@@ -38,12 +38,16 @@ namespace FastEpt
         /// <summary>The number of 4 KiB entries of a vCPU's TLB.</summary>
         public const int DefaultCapacity = 512;
 
-        // Ctx word: the stamp, which names the epoch (every entry), the view, the PCID and that
-        // PCID's own epoch (non-global entries).
-        private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewShift = 28, ViewBits = 10, EpochShift = 38, EpochBits = 10;
+        // Ctx word: the stamp, which names the epoch (every entry), the view and that view's own
+        // epoch (moved on when its p2m generation moved), the PCID and that PCID's own epoch
+        // (non-global entries). Bits 15:0 PCID epoch, 27:16 PCID, 39:28 view epoch, 49:40 view,
+        // 59:50 epoch.
+        private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewEpochShift = 28, ViewEpochBits = 12;
+        private const int ViewShift = 40, ViewBits = 10, EpochShift = 50, EpochBits = 10;
         private const ulong PcidEpochMax = (1UL << PcidEpochBits) - 1;
+        private const ulong ViewEpochMax = (1UL << ViewEpochBits) - 1;
         private const ulong EpochMax = (1UL << EpochBits) - 1;
-        private const ulong GlobalStampMask = ((1UL << (EpochBits + ViewBits)) - 1) << ViewShift;   // epoch and view only
+        private const ulong GlobalStampMask = ~((1UL << ViewEpochShift) - 1);   // all but the PCID and its epoch
 
         // Tag: the page-aligned linear address | the verified access classes (bits 11:0; none in
         // an empty slot, so it never hits). Info: the guest-physical page | type (bits 4:0) |
@@ -60,6 +64,7 @@ namespace FastEpt
         private readonly ulong _byteMask;       // (capacity - 1) << 5: a linear page's slot offset in bytes
         private readonly int _capacity;
         private readonly ushort[] _pcidEpochs = new ushort[1 << PcidBits];
+        private readonly ushort[] _viewEpochs = new ushort[Altp2m.MaxAltViews + 1];
         private readonly P2m?[] _viewP2m = new P2m?[Altp2m.MaxAltViews + 1];   // null: no entry of that view since the last full flush
         private readonly long[] _viewGeneration = new long[Altp2m.MaxAltViews + 1];
         private ulong _stamp;                   // the current context's stamp
