@@ -65,13 +65,9 @@ namespace FastEpt
                                       | (user ? PageFaultErrorCode.User : 0);
             // The TLB first: a hit is a probe, a reference and a generation check (docs/concurrency.md).
             LinearTlb tlb = Tlb;
-            if (tlb.TryHit(gla, pfec, out ulong hitHpa, out ulong hitInfo))
+            if (tlb.TryHit(gla, pfec, out ulong hitHpa, out ulong hitInfo) && TryReferenceHit(tlb, gla, hitHpa, hitInfo, out GuestPage hit))
             {
-                GuestPage hit = ReferencedHit(tlb, gla, hitHpa, hitInfo);
-                if (hit.IsOk)
-                {
-                    return hit;
-                }
+                return hit;
             }
 
             return GetPageFromGvaWalk(tlb, gla, pfec);
@@ -83,6 +79,7 @@ namespace FastEpt
             int view = _view;
             P2m ept = _domain.Altp2m.ViewLocked(view);
             tlb.Synchronize(view, ept);     // reads the generation before the walk a fill comes from
+            tlb.CountMiss();
             GuestTranslation fast;
             while (true)
             {
@@ -129,24 +126,25 @@ namespace FastEpt
         // no invalidation (INVEPT) of the view completed before the reference was taken, and a
         // frame is freed only after the write that unmapped it bumped the generation, so the
         // frame is still the one the entry names and cannot be reused while referenced.
-        private GuestPage ReferencedHit(LinearTlb tlb, ulong gla, ulong hpa, ulong info)
+        private bool TryReferenceHit(LinearTlb tlb, ulong gla, ulong hpa, ulong info, out GuestPage page)
         {
+            page = default;
             HostMemory memory = _domain.Memory;
             ulong mfn = hpa >> EptEntry.PageBits;   // inside host memory: checked at fill
             BeforeReference?.Invoke();
             if (!memory.TryAddReference(mfn))
             {
-                return default;
+                return false;
             }
 
             if (!tlb.StillCurrent)
             {
                 memory.ReleaseReference(mfn);
-                return default;
+                return false;
             }
 
-            ulong gpa = LinearTlb.GpaOf(info, gla);
-            return new GuestPage(memory, GuestPageStatus.Ok, tlb.TranslationOf(gla, hpa, info), gpa, mfn, LinearTlb.TypeOf(info), viaMemAccess: false);
+            page = new GuestPage(memory, GuestPageStatus.Ok, tlb.TranslationOf(gla, hpa, info), LinearTlb.GpaOf(info, gla), mfn, LinearTlb.TypeOf(info), viaMemAccess: false);
+            return true;
         }
 
         // Xen's p2m_mem_access_check_and_get_page, entered with no lock held.

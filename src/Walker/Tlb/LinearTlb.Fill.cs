@@ -116,6 +116,9 @@ namespace FastEpt
             }
         }
 
+        /// <summary>Counts a walk made for this TLB by its vCPU's own miss path (<see cref="Vcpu.GetPageFromGva"/>).</summary>
+        internal void CountMiss() => _misses++;
+
         /// <summary>The hit path with what <see cref="Vcpu.GetPageFromGva"/> needs: the host address and the entry's info word.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         internal bool TryHit(ulong gla, PageFaultErrorCode pfec, out ulong hpa, out ulong info)
