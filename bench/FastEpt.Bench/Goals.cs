@@ -118,6 +118,7 @@ namespace FastEpt.Bench
 
             // Readers beside writers, log-dirty faults on 1 and 2 threads, SetEntry alone (Goals.Concurrency.cs).
             ConcurrencyGroup concurrency = RunConcurrency();
+            TlbGroup tlb = RunTlb();        // both TLBs' hit rows (Goals.Tlb.cs)
 
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
@@ -138,6 +139,7 @@ namespace FastEpt.Bench
             AppendGroup(timings, $"Trace replay ({Perf_Replay.Describe}): medians over {ReplayRounds} rounds of one whole trace of {Perf_Replay.Accesses} accesses per method, interleaved ({replayWatch.Elapsed.TotalSeconds:F1} s):",
                         "access", "accesses", ReplayMethods, replayMedians, "ParseBinary");
             concurrency.AppendTimings(timings);
+            tlb.AppendTimings(timings);
 
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
@@ -150,6 +152,7 @@ namespace FastEpt.Bench
             Func<string, double?>? bdnReplay = replaySummary is null ? null : BdnMediansOf(replaySummary, typeof(Perf_Replay));
             rows.AddRange(EvaluateReplay(m => replayMedians.TryGetValue(m, out double v) ? v : null, bdnReplay));
             rows.AddRange(concurrency.Rows());
+            rows.AddRange(tlb.Rows());
             string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null || bdnReplay is not null);
             Console.WriteLine();
             Console.WriteLine(table);
@@ -381,7 +384,6 @@ namespace FastEpt.Bench
                 Row($"DRAM-size, random 4K: batched ({best}) / independent-load floor, throughput", D, best, D, "IndependentLoads", 0.65, true),
                 Row($"DRAM-size, random 4K: batched ({best}) / scalar managed, throughput", D, best, D, "Scalar", 3.0, true),
                 Row("Cache-resident, random 4K: batched (Batch_Auto) / scalar managed, throughput", C, "Batch_Auto", C, "Scalar", 1.0, true),
-                Row("TLB hit / array-index lookup, throughput", C, "TlbHit", C, "ArrayIndex", 0.5, true),
                 Row("Cache-resident, random 4K: scalar managed / native scalar, time", C, "Scalar", C, "NativeScalar", 1.1, false, timeRatio: true),
                 Row("DRAM-size, random 4K: scalar managed / native scalar, time", D, "Scalar", D, "NativeScalar", 1.1, false, timeRatio: true),
             ];
