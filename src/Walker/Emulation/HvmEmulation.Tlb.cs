@@ -9,6 +9,7 @@ namespace FastEpt
     {
         // True when the access was done from a TLB hit. False changes nothing the caller sees
         // (the slow path then does the access: a miss, a frame being freed, an invalidation).
+        [SkipLocalsInit]
         private bool TryTlbAccess(ulong gla, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write, PageFaultErrorCode pfec)
         {
             LinearTlb tlb = _vcpu.Tlb;
@@ -19,6 +20,7 @@ namespace FastEpt
 
             HostMemory memory = _domain.Memory;
             ulong mfn = hpa >> EptEntry.PageBits;       // inside host memory: checked at fill
+            _vcpu.BeforeReference?.Invoke();            // tests: a writer between the probe and the frame
             int offset = (int)(hpa & EptEntry.PageMask);
             if (write)
             {

@@ -107,6 +107,11 @@ namespace FastEpt
             }
 
             pfec = Describe(pfec, tag, write: false);
+            if (OnePageNoDevice(gla, buffer.Length) && TryTlbAccess(gla, buffer, default, write: false, pfec))
+            {
+                return Done();      // one page of RAM the TLB holds, no device operand in flight
+            }
+
             return Access(gla, buffer, default, write: false, pfec, tag);
         }
 
@@ -125,6 +130,11 @@ namespace FastEpt
             }
 
             pfec = Describe(pfec, tag, write: true);
+            if (OnePageNoDevice(gla, data.Length) && TryTlbAccess(gla, default, data, write: true, pfec))
+            {
+                return Done();
+            }
+
             return Access(gla, default, data, write: true, pfec, tag);
         }
 
@@ -179,12 +189,6 @@ namespace FastEpt
         private EmulationResult Access(ulong gla, Span<byte> readBuf, ReadOnlySpan<byte> writeData, bool write, PageFaultErrorCode pfec, AccessTag tag)
         {
             int length = write ? writeData.Length : readBuf.Length;
-            if (_cache.Count == 0 && !_pending.Active && length <= MaxAccessBytes && (gla & EptEntry.PageMask) + (ulong)length <= EptEntry.PageSize
-                && TryTlbAccess(gla, readBuf, writeData, write, pfec))
-            {
-                return Done();      // one page of RAM the TLB holds, no device operand in flight
-            }
-
             if (!Prepare(gla, length, pfec, tag, out Pieces pieces, out EmulationResult early))
             {
                 return early;
@@ -258,6 +262,11 @@ namespace FastEpt
                 pieces.Release();
             }
         }
+
+        // The TLB path's precondition: the access stays in one page and no device operand of
+        // this instruction is cached or pending (those need the piece bookkeeping).
+        private bool OnePageNoDevice(ulong gla, int length)
+            => _cache.Count == 0 && !_pending.Active && length <= MaxAccessBytes && (gla & EptEntry.PageMask) + (ulong)length <= EptEntry.PageSize;
 
         private EmulationResult Done()
         {

@@ -140,5 +140,37 @@ namespace FastEpt.Tests.Emulation
                 (oldMfn, newMfn) = (newMfn, g.Memory.AllocateFrame());
             }
         }
+
+        [Fact]
+        public void Read_HitFrameRemappedFreedAndReusedBeforeTheCopy_NeverReturnsItsBytes()
+        {
+            // Between the probe and the copy a writer remaps the GFN, frees the old frame and the
+            // frame is reused (filled with other bytes): the read must not return them.
+            using var g = new LinearTlbGuest();
+            var emu = new HvmEmulation(g.Cpu);
+            ulong gfn = FirstDataGfn + 7;
+            ulong oldMfn = g.Memory.AllocateFrame(), newMfn = g.Memory.AllocateFrame();
+            g.Memory.WriteUInt64(oldMfn << 12, 0x01D);
+            g.Memory.WriteUInt64(newMfn << 12, 0x4E3);
+            g.Domain.HostP2m.SetEntry(gfn, oldMfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+            Span<byte> buffer = stackalloc byte[8];
+            Assert.Equal(EmulationResult.Okay, emu.LinearRead(PageGla(7), buffer, Supervisor));
+            emu.Complete();
+            int calls = 0;
+            g.Cpu.BeforeReference = () =>
+            {
+                if (calls++ == 0)
+                {
+                    g.Domain.HostP2m.SetEntry(gfn, newMfn, PageOrder.Size4K, P2mType.RamRw, P2mAccess.RWX);
+                    g.Memory.FreeFrame(oldMfn);
+                    g.Memory.WriteUInt64(oldMfn << 12, 0xBAD);       // reused by someone else
+                }
+            };
+
+            Assert.Equal(EmulationResult.Okay, emu.LinearRead(PageGla(7), buffer, Supervisor));
+
+            Assert.Equal(0x4E3UL, BitConverter.ToUInt64(buffer));
+            Assert.True(calls >= 1);
+        }
     }
 }
