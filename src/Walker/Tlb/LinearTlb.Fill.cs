@@ -174,8 +174,22 @@ namespace FastEpt
         }
 
         private void UpdateStamp()
-            => _stamp = (_epoch << EpochShift) | ((ulong)_view << ViewShift) | ((ulong)_viewEpochs[_view] << ViewEpochShift)
-                        | ((ulong)_pcid << PcidShift) | _pcidEpochs[_pcid];
+        {
+            _stamp = (_epoch << EpochShift) | ((ulong)_view << ViewShift) | ((ulong)_viewEpochs[_view] << ViewEpochShift)
+                     | ((ulong)_pcid << PcidShift) | _pcidEpochs[_pcid];
+            _stampNoView = _stamp & ~ViewMask;
+        }
+
+        // Each view starts with its own number as its epoch: distinct from every other view's.
+        private void ResetViewEpochs()
+        {
+            for (int v = 0; v < _viewEpochs.Length; v++)
+            {
+                _viewEpochs[v] = (ushort)v;
+            }
+
+            _nextViewEpoch = _viewEpochs.Length;
+        }
 
         // QEMU's tlb_add_large_page: one aligned region covers every large page cached, so an
         // INVLPG inside it empties the TLB (the page's 4 KiB fragments may sit in any slot).

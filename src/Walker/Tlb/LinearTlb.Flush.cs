@@ -149,14 +149,14 @@ namespace FastEpt
         // Every entry of one view, global ones included: its epoch moves on (O(1)).
         private void FlushView(int view)
         {
-            if (_viewEpochs[view] == ViewEpochMax)
+            if ((ulong)_nextViewEpoch > ViewEpochMax)
             {
-                Array.Clear(_viewEpochs);
-                FlushCore();        // the epoch wraps: empty everything instead
+                ResetViewEpochs();
+                FlushCore();        // the view epochs are used up: empty everything instead
                 return;
             }
 
-            _viewEpochs[view]++;
+            _viewEpochs[view] = (ushort)_nextViewEpoch++;       // a value no view had in this epoch
             UpdateStamp();
         }
 

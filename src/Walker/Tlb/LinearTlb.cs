@@ -40,10 +40,13 @@ namespace FastEpt
 
         // Ctx word: the stamp, which names the epoch (every entry), the view and that view's own
         // epoch (moved on when its p2m generation moved), the PCID and that PCID's own epoch
-        // (non-global entries). Bits 15:0 PCID epoch, 27:16 PCID, 39:28 view epoch, 49:40 view,
-        // 59:50 epoch.
-        private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewEpochShift = 28, ViewEpochBits = 12;
-        private const int ViewShift = 40, ViewBits = 10, EpochShift = 50, EpochBits = 10;
+        // (non-global entries). Bits 15:0 PCID epoch, 27:16 PCID, 43:28 view epoch, 53:44 view,
+        // 63:54 epoch. View epochs are unique across views (each value is given to one view once
+        // per epoch), so the hit path compares the live view with the entry's view bits alone.
+        private const int PcidEpochBits = 16, PcidShift = 16, PcidBits = 12, ViewEpochShift = 28, ViewEpochBits = 16;
+        private const int ViewShift = 44, ViewBits = 10, EpochShift = 54, EpochBits = 10;
+        private const ulong ViewMask = ((1UL << ViewBits) - 1) << ViewShift;
+        private const ulong SlotMask = (DefaultCapacity - 1) << 5;        // a linear page's slot offset in bytes
         private const ulong PcidEpochMax = (1UL << PcidEpochBits) - 1;
         private const ulong ViewEpochMax = (1UL << ViewEpochBits) - 1;
         private const ulong EpochMax = (1UL << EpochBits) - 1;
@@ -61,13 +64,13 @@ namespace FastEpt
         private readonly Vcpu _vcpu;
         private readonly Entry[] _entries;      // pinned; _base points at its first 64-byte boundary
         private readonly Entry* _base;
-        private readonly ulong _byteMask;       // (capacity - 1) << 5: a linear page's slot offset in bytes
-        private readonly int _capacity;
         private readonly ushort[] _pcidEpochs = new ushort[1 << PcidBits];
         private readonly ushort[] _viewEpochs = new ushort[Altp2m.MaxAltViews + 1];
         private readonly P2m?[] _viewP2m = new P2m?[Altp2m.MaxAltViews + 1];   // null: no entry of that view since the last full flush
         private readonly long[] _viewGeneration = new long[Altp2m.MaxAltViews + 1];
         private ulong _stamp;                   // the current context's stamp
+        private ulong _stampNoView;             // the same without the view bits, for the hit path
+        private int _nextViewEpoch = Altp2m.MaxAltViews + 1;
         private ulong _epoch = 1;
         private int _view;
         private ushort _pcid;
@@ -79,20 +82,14 @@ namespace FastEpt
         private long _misses;
         private long _flushes;
 
-        internal LinearTlb(Vcpu vcpu, int capacity = DefaultCapacity)
+        internal LinearTlb(Vcpu vcpu)
         {
-            if (capacity < 1 || capacity > (1 << 20) || (capacity & (capacity - 1)) != 0)
-            {
-                ThrowHelper.ThrowArgumentOutOfRangeException(nameof(capacity), capacity, "A power of two in [1, 2^20].");
-            }
-
             _vcpu = vcpu;
-            _capacity = capacity;
+            ResetViewEpochs();
             // Pinned, with room to start at a 64-byte boundary: a 32-byte entry never straddles lines.
-            _entries = GC.AllocateArray<Entry>(capacity + 2, pinned: true);
+            _entries = GC.AllocateArray<Entry>(DefaultCapacity + 2, pinned: true);
             ulong start = (ulong)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries));
             _base = (Entry*)((start + 63) & ~63UL);
-            _byteMask = (ulong)(capacity - 1) << 5;
             _view = vcpu.View;
             _p2m = vcpu.Domain.Altp2m.ViewLocked(_view);
             _p2m.AttachTlb();    // before the first generation read, as SoftTlb does
@@ -107,7 +104,7 @@ namespace FastEpt
         public Vcpu Vcpu => _vcpu;
 
         /// <summary>The number of 4 KiB entries (direct-mapped by linear page).</summary>
-        public int Capacity => _capacity;
+        public int Capacity => DefaultCapacity;
 
         /// <summary>Lookups that walked (the TLB did not hold the page for that access) since the last <see cref="ResetCounters"/>. Hits are not counted: a counter would cost every hit a store.</summary>
         public long Misses => _misses;
@@ -162,7 +159,7 @@ namespace FastEpt
         }
 
         /// <inheritdoc/>
-        public override string ToString() => $"LinearTlb capacity={_capacity} view={_view} pcid={_pcid} misses={_misses} flushes={_flushes}";
+        public override string ToString() => $"LinearTlb capacity={DefaultCapacity} view={_view} pcid={_pcid} misses={_misses} flushes={_flushes}";
 
         // Non-zero unless the slot holds this page, in this context, verified for this access,
         // and neither the view nor its p2m generation changed.
@@ -174,9 +171,8 @@ namespace FastEpt
             ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes
             return (x & ~EptEntry.PageMask)
                    | (ClassBit(p, vcpu.TlbAc) & ~x)
-                   | (e.Ctx ^ _stamp)
+                   | (e.Ctx ^ (_stampNoView | ((ulong)(uint)vcpu.View << ViewShift)))      // context, and the live view is the synchronised one
                    | (p & ~KnownPfec)
-                   | (uint)(vcpu.View ^ _view)
                    | (ulong)(_p2m.TlbGeneration ^ _generation);
         }
 
@@ -190,10 +186,10 @@ namespace FastEpt
 
         // The 32-byte slot of a linear page.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private ref Entry Slot(ulong gla) => ref *(Entry*)((byte*)_base + ((gla >> (EptEntry.PageBits - 5)) & _byteMask));
+        private ref Entry Slot(ulong gla) => ref *(Entry*)((byte*)_base + ((gla >> (EptEntry.PageBits - 5)) & SlotMask));
 
         // Every slot, for the scans of the flushes that keep global entries.
-        private Span<Entry> Slots => new(_base, _capacity);
+        private Span<Entry> Slots => new(_base, DefaultCapacity);
 
         // One cached translation: 32 bytes, two to a cache line.
         [StructLayout(LayoutKind.Sequential, Size = 32)]
