@@ -122,17 +122,19 @@ namespace FastEpt.Bench
             ReadOnlySpan<ulong> glas = NextWindow();
             LinearTlb tlb = _tlb;
             ulong sum = 0;
+            bool missed = false;
             foreach (ulong gla in glas)
             {
                 // The caller's usual shape: the hit inline, a miss to the slow path (here: recorded).
                 if (!tlb.TryLookup(gla, Pfec, out ulong hpa))
                 {
-                    Missed();
+                    missed = true;
                 }
 
                 sum += hpa;
             }
 
+            _missed |= missed;
             return sum;
         }
 
@@ -170,9 +172,6 @@ namespace FastEpt.Bench
             _missed |= !ok;
             return sum;
         }
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-        private void Missed() => _missed = true;
 
         private ReadOnlySpan<ulong> NextWindow()
         {

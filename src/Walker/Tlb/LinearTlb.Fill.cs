@@ -79,7 +79,7 @@ namespace FastEpt
         {
             uint p = (uint)pfec;
             ulong hostPage = t.Hpa & ~EptEntry.PageMask;
-            if ((p & ~KnownPfec) != 0 || (ulong)type > TypeMask || hostPage >= (ulong)_vcpu.Domain.Memory.FrameCount << EptEntry.PageBits)
+            if ((p & ~KnownPfec) != 0 || WriteAndFetch(p) != 0 || (ulong)type > TypeMask || hostPage >= (ulong)_vcpu.Domain.Memory.FrameCount << EptEntry.PageBits)
             {
                 return;
             }
@@ -103,10 +103,10 @@ namespace FastEpt
             ref Entry e = ref Slot(gla);
             if ((e.Tag & ~EptEntry.PageMask) == linearPage && e.Ctx == _stamp && e.Data == data && e.Info == info)
             {
-                rights |= e.Tag & EptEntry.PageMask;    // the same translation, verified for another access too
+                rights |= ~e.Tag & EptEntry.PageMask;   // the same translation, verified for another access too
             }
 
-            e.Tag = linearPage | (rights & EptEntry.PageMask);
+            e.Tag = linearPage | (~rights & EptEntry.PageMask);
             e.Ctx = _stamp;
             e.Data = data;
             e.Info = info;
@@ -153,7 +153,7 @@ namespace FastEpt
         {
             uint p = (uint)pfec;
             ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;
-            if ((x & ~EptEntry.PageMask) != 0 || (ClassBit(p, _vcpu.TlbAc) & ~x) != 0 || (p & ~KnownPfec) != 0
+            if ((x & (~EptEntry.PageMask | ClassBit(p, _vcpu.TlbAc))) != 0 || (p & ~KnownPfec) != 0 || WriteAndFetch(p) != 0
                 || (e.Info & GlobalBit) == 0 || (e.Ctx & GlobalStampMask) != (_stamp & GlobalStampMask))
             {
                 return false;

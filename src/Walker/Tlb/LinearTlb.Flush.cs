@@ -27,7 +27,7 @@ namespace FastEpt
             ref Entry e = ref Slot(gla);
             if ((e.Tag & ~EptEntry.PageMask) == (gla & ~EptEntry.PageMask))
             {
-                e.Tag = 0;
+                e.Tag = Empty;
             }
         }
 
@@ -55,7 +55,7 @@ namespace FastEpt
                     ref Entry e = ref Slot(gla);
                     if ((e.Tag & ~EptEntry.PageMask) == (gla & ~EptEntry.PageMask) && (e.Info & GlobalBit) == 0)
                     {
-                        e.Tag = 0;      // any PCID's: more than asked, allowed
+                        e.Tag = Empty;      // any PCID's: more than asked, allowed
                     }
 
                     return;
@@ -167,7 +167,7 @@ namespace FastEpt
             {
                 if ((e.Info & GlobalBit) == 0)
                 {
-                    e.Tag = 0;
+                    e.Tag = Empty;
                 }
             }
         }
@@ -183,7 +183,7 @@ namespace FastEpt
             _viewGeneration[_view] = _generation;
             if (_epoch == EpochMax)
             {
-                Slots.Clear();
+                Slots.Fill(new Entry { Tag = Empty });
                 _epoch = 1;
             }
             else

@@ -47,13 +47,15 @@ namespace FastEpt
         private const int ViewShift = 44, ViewBits = 10, EpochShift = 54, EpochBits = 10;
         private const ulong ViewMask = ((1UL << ViewBits) - 1) << ViewShift;
         private const ulong SlotMask = (DefaultCapacity - 1) << 5;        // a linear page's slot offset in bytes
+        private const ulong Empty = EptEntry.PageMask;                       // the tag of an empty slot: page 0, no class
         private const ulong PcidEpochMax = (1UL << PcidEpochBits) - 1;
         private const ulong ViewEpochMax = (1UL << ViewEpochBits) - 1;
         private const ulong EpochMax = (1UL << EpochBits) - 1;
         private const ulong GlobalStampMask = ~((1UL << ViewEpochShift) - 1);   // all but the PCID and its epoch
 
-        // Tag: the page-aligned linear address | the verified access classes (bits 11:0; none in
-        // an empty slot, so it never hits). Info: the guest-physical page | type (bits 4:0) |
+        // Tag: the page-aligned linear address | the access classes NOT verified (bits 11:0, one
+        // bit each; all of them in an empty slot, so it never hits). Inverted, the test of one
+        // class is one AND with a constant: (page difference | missing classes) & (~0xFFF | bit). Info: the guest-physical page | type (bits 4:0) |
         // EPT leaf level (6:5) | guest leaf level (8:7) | Global (9) | page size (11:10).
         private const int EptLevelShift = 5, GuestLevelShift = 7, SizeShift = 10;
         private const ulong TypeMask = 0x1F, GlobalBit = 1UL << 9;
@@ -90,6 +92,7 @@ namespace FastEpt
             _entries = GC.AllocateArray<Entry>(DefaultCapacity + 2, pinned: true);
             ulong start = (ulong)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries));
             _base = (Entry*)((start + 63) & ~63UL);
+            Slots.Fill(new Entry { Tag = Empty });
             _view = vcpu.View;
             _p2m = vcpu.Domain.Altp2m.ViewLocked(_view);
             _p2m.AttachTlb();    // before the first generation read, as SoftTlb does
@@ -168,19 +171,23 @@ namespace FastEpt
         {
             uint p = (uint)pfec;
             Vcpu vcpu = _vcpu;
-            ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes
-            return (x & ~EptEntry.PageMask)
-                   | (ClassBit(p, vcpu.TlbAc) & ~x)
+            ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes missing
+            return (x & (~EptEntry.PageMask | ClassBit(p, vcpu.TlbAc)))
+                   | WriteAndFetch(p)
                    | (e.Ctx ^ (_stampNoView | ((ulong)(uint)vcpu.View << ViewShift)))      // context, and the live view is the synchronised one
                    | (p & ~KnownPfec)
                    | (ulong)(_p2m.TlbGeneration ^ _generation);
         }
 
         // The access class of `pfec` as one bit of 12: (none, W or I) x U x AC. W together with I
-        // gives a bit above 11, which no entry has: always a miss (the walk decides).
+        // gives a bit above 11: WriteAndFetch makes that a miss (the walk decides).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static ulong ClassBit(uint pfec, bool ac)
             => 1UL << (int)(((pfec & 2) << 1) | ((pfec & 16) >> 1) | ((pfec & 4) >> 1) | (ac ? 1u : 0u));
+
+        // Non-zero for W and I/D together, which no class stands for.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static ulong WriteAndFetch(uint pfec) => (pfec >> 1) & (pfec >> 4) & 1;
 
         private GuestTranslation TranslationOf(ref Entry e, ulong gla) => TranslationOf(gla, unchecked(gla + e.Data), e.Info);
 
@@ -195,7 +202,7 @@ namespace FastEpt
         [StructLayout(LayoutKind.Sequential, Size = 32)]
         private struct Entry
         {
-            public ulong Tag;   // linear page | verified access classes; 0 = empty
+            public ulong Tag;   // linear page | access classes not verified; Empty = empty
             public ulong Ctx;   // the stamp of the context it was filled (or adopted) in
             public ulong Data;  // host page - linear page (unchecked), so a hit adds it to the address
             public ulong Info;  // guest-physical page | type | levels | global | page size
