@@ -33,6 +33,11 @@ namespace FastEpt
         /// </returns>
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is not exactly one access kind.</exception>
         /// <remarks>
+        /// <para><b>TLB.</b> First the vCPU's combined TLB (<see cref="Tlb"/>): a hit references
+        /// the frame and checks that the view's TLB generation did not move, without a walk or a
+        /// lock (docs/concurrency.md, "The combined TLB"); a miss takes the paths below and caches
+        /// a guest-RAM result. As on a CPU, a hit may reflect a guest paging entry changed and not
+        /// yet invalidated (<see cref="LinearTlb.Invlpg"/>).</para>
         /// <para><b>Fast path.</b> Under the read lock of the vCPU's current view (whole-p2m
         /// operations excluded; 4K and 2M writers, which hold it shared with their region's stripe,
         /// and lock-free readers unaffected) the address is translated as the CPU would
