@@ -133,7 +133,7 @@ namespace FastEpt
         internal bool StillCurrent
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => _p2m.TlbGeneration == _generation && _vcpu.View == _view;
+            get => Volatile.Read(ref _hot.TlbGeneration) == _generation && _vcpu.View == _view;
         }
 
         /// <summary>The guest-physical address of a hit from its info word.</summary>
@@ -167,6 +167,7 @@ namespace FastEpt
         {
             _view = view;
             _p2m = p2m;
+            _hot = p2m.TlbHotState;
             _generation = generation;
             _viewP2m[view] = p2m;
             _viewGeneration[view] = generation;

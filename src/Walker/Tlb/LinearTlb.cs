@@ -77,6 +77,7 @@ namespace FastEpt
         private int _view;
         private ushort _pcid;
         private P2m _p2m;                       // the current view's p2m
+        private P2m.HotState _hot;              // its generation holder (one load less per lookup)
         private long _generation;               // its TLB generation when this TLB last synchronised
         private ulong _largeAddr;               // QEMU's large-page region: every cached large page lies inside
         private ulong _largeMask;
@@ -95,6 +96,7 @@ namespace FastEpt
             Slots.Fill(new Entry { Tag = Empty });
             _view = vcpu.View;
             _p2m = vcpu.Domain.Altp2m.ViewLocked(_view);
+            _hot = _p2m.TlbHotState;
             _p2m.AttachTlb();    // before the first generation read, as SoftTlb does
             _generation = _p2m.TlbGeneration;
             _viewP2m[_view] = _p2m;
@@ -176,7 +178,7 @@ namespace FastEpt
                    | WriteAndFetch(p)
                    | (e.Ctx ^ (_stampNoView | ((ulong)(uint)vcpu.View << ViewShift)))      // context, and the live view is the synchronised one
                    | (p & ~KnownPfec)
-                   | (ulong)(_p2m.TlbGeneration ^ _generation);
+                   | (ulong)(Volatile.Read(ref _hot.TlbGeneration) ^ _generation);
         }
 
         // The access class of `pfec` as one bit of 12: (none, W or I) x U x AC. W together with I

@@ -67,6 +67,7 @@ namespace FastEpt
         private const ulong Mask1G = (1UL << 30) - 1;
 
         private readonly P2m _p2m;
+        private readonly P2m.HotState _hot;     // the p2m's generation holder: one load less per lookup
         private readonly bool _accessDirty;
         private readonly ulong _gpaLimit;
         private readonly int _minCapacity;
@@ -120,6 +121,7 @@ namespace FastEpt
             }
 
             _p2m = p2m;
+            _hot = p2m.TlbHotState;
             p2m.AttachTlb();     // before the first generation read: from now on every write that must invalidate bumps it
             _accessDirty = p2m.AccessDirtyEnabled;
             _gpaLimit = p2m.GpaLimit;
