@@ -86,6 +86,7 @@ namespace FastEpt
             tlb.Synchronize(view, ept);     // reads the generation before the walk a fill comes from
             tlb.CountMiss();
             GuestTranslation fast;
+            int freedRetries = 0;
             while (true)
             {
                 using (ept.P2mLock.EnterRead())
@@ -100,6 +101,14 @@ namespace FastEpt
                         GuestPage page = Referenced(fast, fast.Gpa, mfn, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
                         if (page.Status != GuestPageStatus.Ok)
                         {
+                            if (IsGuestRam(e.Type) && mfn < (ulong)_domain.Memory.FrameCount && ++freedRetries < MaxAdRetries)
+                            {
+                                // A RAM frame that could not be referenced was freed under a remap
+                                // (and may be mapped again already, so the entry alone cannot tell):
+                                // translate again. Bounded, for an entry left naming a freed frame.
+                                continue;
+                            }
+
                             return page;
                         }
 
