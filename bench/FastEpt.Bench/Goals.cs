@@ -119,6 +119,7 @@ namespace FastEpt.Bench
             // Readers beside writers, log-dirty faults on 1 and 2 threads, SetEntry alone (Goals.Concurrency.cs).
             ConcurrencyGroup concurrency = RunConcurrency();
             PagingGroup paging = RunPaging();      // 2D walks per paging mode (Goals.Paging.cs)
+            TlbGroup tlb = RunTlb();        // both TLBs' hit rows (Goals.Tlb.cs)
 
             var timings = new StringBuilder();
             timings.AppendLine(CultureInfo.InvariantCulture, $"Medians over {Rounds} rounds of {CallsPerRound} x {Perf_TranslateSuite.Ops} GPAs per method, interleaved per footprint ({total.Elapsed.TotalSeconds:F1} s):");
@@ -140,6 +141,7 @@ namespace FastEpt.Bench
                         "access", "accesses", ReplayMethods, replayMedians, "ParseBinary");
             concurrency.AppendTimings(timings);
             paging.AppendTimings(timings);
+            tlb.AppendTimings(timings);
 
             Console.WriteLine(timings.ToString());
             Console.WriteLine($"(checksum {sink:X})");
@@ -154,6 +156,7 @@ namespace FastEpt.Bench
             rows.AddRange(EvaluateReplay(m => replayMedians.TryGetValue(m, out double v) ? v : null, bdnReplay));
             rows.AddRange(concurrency.Rows());
             rows.AddRange(paging.Rows());
+            rows.AddRange(tlb.Rows());
             string table = FormatTable(rows, bdn is not null || bdn2D is not null || bdnEmulation is not null || bdnReplay is not null);
             Console.WriteLine();
             Console.WriteLine(table);
@@ -383,7 +386,6 @@ namespace FastEpt.Bench
             [
                 Row($"DRAM-size, random 4K: batched ({best}) / scalar managed, throughput", D, best, D, "Scalar", 3.0, true),
                 Row("Cache-resident, random 4K: batched (Batch_Auto) / scalar managed, throughput", C, "Batch_Auto", C, "Scalar", 1.0, true),
-                Row("TLB hit / array-index lookup, throughput", C, "TlbHit", C, "ArrayIndex", 0.5, true),
                 Row("Cache-resident, random 4K: scalar managed / native scalar, time", C, "Scalar", C, "NativeScalar", 1.1, false, timeRatio: true),
                 Row("DRAM-size, random 4K: scalar managed / native scalar, time", D, "Scalar", D, "NativeScalar", 1.1, false, timeRatio: true),
             ];

@@ -32,6 +32,7 @@ namespace FastEpt.Bench
     /// <item><c>--paging</c>: only the goals table's 2D-walk-per-paging-mode rows (Goals.Paging.cs; about a second), printed.</item>
     /// <item><c>--concurrency</c>: only the goals table's concurrency group (<see cref="Perf_Concurrency"/>'s
     /// loops; about 20 s).</item>
+    /// <item><c>--tlb</c>: only the goals table's TLB group (both TLBs' hit paths, an emulated RAM read that hits).</item>
     /// <item>Anything else goes to <see cref="BenchmarkSwitcher"/> unchanged
     /// (<c>--filter</c>, <c>--list flat</c>, <c>--job</c>, ...), with the same exporters.</item>
     /// </list>
@@ -45,6 +46,7 @@ namespace FastEpt.Bench
         private const string FullFlag = "--full";
         private const string RatioFlag = "--ratio";
         private const string ConcurrencyFlag = "--concurrency";
+        private const string TlbFlag = "--tlb";
 
         /// <summary>Runs the benchmarks that <paramref name="args"/> select.</summary>
         public static int Main(string[] args)
@@ -64,6 +66,11 @@ namespace FastEpt.Bench
                 if (args.Length == 1 && args[0] == "--paging")
                 {
                     return Goals.RunPagingOnly();      // the per-mode 2D-walk rows alone (Goals.Paging.cs)
+                }
+
+                if (args.Length == 1 && args[0] == TlbFlag)
+                {
+                    return Goals.RunTlbOnly(Path.Combine(resultsRoot, "tlb"));
                 }
 
                 if (args.Length == 1 && args[0] == ConcurrencyFlag)

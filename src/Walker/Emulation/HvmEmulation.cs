@@ -23,7 +23,10 @@ namespace FastEpt
     /// pieces are redone, and the device sees the pending request again. So every device byte is
     /// touched exactly once per instruction. <see cref="Complete"/> drops the cache when the
     /// instruction retires.</para>
-    /// <para><b>Translation.</b> Each piece is translated by <see cref="Vcpu.GetPageFromGva"/>
+    /// <para><b>Translation.</b> An access within one page that the vCPU's combined TLB
+    /// (<see cref="Vcpu.Tlb"/>) holds as guest RAM is done from the hit: a read copies and then
+    /// checks that no invalidation happened, a write references the frame first. Otherwise each
+    /// piece is translated by <see cref="Vcpu.GetPageFromGva"/>
     /// (stage 1 as the CPU does it, accessed/dirty flags included; mem_access restrictions do not
     /// apply to the hypervisor's own access, as in Xen); a RAM page stays referenced while it is
     /// copied. Every piece is translated before anything is read or written, so a fault on the
@@ -104,6 +107,11 @@ namespace FastEpt
             }
 
             pfec = Describe(pfec, tag, write: false);
+            if (OnePageNoDevice(gla, buffer.Length) && TryTlbAccess(gla, buffer, default, write: false, pfec))
+            {
+                return Done();      // one page of RAM the TLB holds, no device operand in flight
+            }
+
             return Access(gla, buffer, default, write: false, pfec, tag);
         }
 
@@ -122,6 +130,11 @@ namespace FastEpt
             }
 
             pfec = Describe(pfec, tag, write: true);
+            if (OnePageNoDevice(gla, data.Length) && TryTlbAccess(gla, default, data, write: true, pfec))
+            {
+                return Done();
+            }
+
             return Access(gla, default, data, write: true, pfec, tag);
         }
 
@@ -249,6 +262,11 @@ namespace FastEpt
                 pieces.Release();
             }
         }
+
+        // The TLB path's precondition: the access stays in one page and no device operand of
+        // this instruction is cached or pending (those need the piece bookkeeping).
+        private bool OnePageNoDevice(ulong gla, int length)
+            => _cache.Count == 0 && !_pending.Active && length <= MaxAccessBytes && (gla & EptEntry.PageMask) + (ulong)length <= EptEntry.PageSize;
 
         private EmulationResult Done()
         {

@@ -33,6 +33,11 @@ namespace FastEpt
         /// </returns>
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> is not exactly one access kind.</exception>
         /// <remarks>
+        /// <para><b>TLB.</b> First the vCPU's combined TLB (<see cref="Tlb"/>): a hit references
+        /// the frame and checks that the view's TLB generation did not move, without a walk or a
+        /// lock (docs/concurrency.md, "The combined TLB"); a miss takes the paths below and caches
+        /// a guest-RAM result. As on a CPU, a hit may reflect a guest paging entry changed and not
+        /// yet invalidated (<see cref="LinearTlb.Invlpg"/>).</para>
         /// <para><b>Fast path.</b> Under the read lock of the vCPU's current view (whole-p2m
         /// operations excluded; 4K and 2M writers, which hold it shared with their region's stripe,
         /// and lock-free readers unaffected) the address is translated as the CPU would
@@ -63,9 +68,25 @@ namespace FastEpt
             PageFaultErrorCode pfec = (access == AccessKind.Write ? PageFaultErrorCode.Write : 0)
                                       | (access == AccessKind.Execute ? PageFaultErrorCode.InstructionFetch : 0)
                                       | (user ? PageFaultErrorCode.User : 0);
+            // The TLB first: a hit is a probe, a reference and a generation check (docs/concurrency.md).
+            LinearTlb tlb = Tlb;
+            if (tlb.TryHit(gla, pfec, out ulong hitHpa, out ulong hitInfo) && TryReferenceHit(tlb, gla, hitHpa, hitInfo, out GuestPage hit))
+            {
+                return hit;
+            }
+
+            return GetPageFromGvaWalk(tlb, gla, pfec);
+        }
+
+        // The walk behind a TLB miss: the fast path, then the mem_access fallback.
+        private GuestPage GetPageFromGvaWalk(LinearTlb tlb, ulong gla, PageFaultErrorCode pfec)
+        {
             int view = _view;
             P2m ept = _domain.Altp2m.ViewLocked(view);
+            tlb.Synchronize(view, ept);     // reads the generation before the walk a fill comes from
+            tlb.CountMiss();
             GuestTranslation fast;
+            int freedRetries = 0;
             while (true)
             {
                 using (ept.P2mLock.EnterRead())
@@ -78,8 +99,22 @@ namespace FastEpt
                         ulong mfn = fast.Hpa >> EptEntry.PageBits;
                         BeforeReference?.Invoke();
                         GuestPage page = Referenced(fast, fast.Gpa, mfn, e.Type, IsGuestRam(e.Type), viaMemAccess: false);
-                        if (page.Status != GuestPageStatus.Ok || StillMaps(ept.GetEntry(gfn), mfn, e))
+                        if (page.Status != GuestPageStatus.Ok)
                         {
+                            if (IsGuestRam(e.Type) && mfn < (ulong)_domain.Memory.FrameCount && ++freedRetries < MaxAdRetries)
+                            {
+                                // A RAM frame that could not be referenced was freed under a remap
+                                // (and may be mapped again already, so the entry alone cannot tell):
+                                // translate again. Bounded, for an entry left naming a freed frame.
+                                continue;
+                            }
+
+                            return page;
+                        }
+
+                        if (StillMaps(ept.GetEntry(gfn), mfn, e))
+                        {
+                            tlb.Fill(gla, pfec, fast, e.Type);
                             return page;
                         }
 
@@ -99,6 +134,31 @@ namespace FastEpt
             }
 
             return MemAccessCheckAndGetPage(view, gla, pfec, fast);
+        }
+
+        // A TLB hit: the frame is referenced, then the view's generation read again. Unchanged,
+        // no invalidation (INVEPT) of the view completed before the reference was taken, and a
+        // frame is freed only after the write that unmapped it bumped the generation, so the
+        // frame is still the one the entry names and cannot be reused while referenced.
+        private bool TryReferenceHit(LinearTlb tlb, ulong gla, ulong hpa, ulong info, out GuestPage page)
+        {
+            page = default;
+            HostMemory memory = _domain.Memory;
+            ulong mfn = hpa >> EptEntry.PageBits;   // inside host memory: checked at fill
+            BeforeReference?.Invoke();
+            if (!memory.TryAddReference(mfn))
+            {
+                return false;
+            }
+
+            if (!tlb.StillCurrent)
+            {
+                memory.ReleaseReference(mfn);
+                return false;
+            }
+
+            page = new GuestPage(memory, GuestPageStatus.Ok, tlb.TranslationOf(gla, hpa, info), LinearTlb.GpaOf(info, gla), mfn, LinearTlb.TypeOf(info), viaMemAccess: false);
+            return true;
         }
 
         // Xen's p2m_mem_access_check_and_get_page, entered with no lock held.
@@ -217,7 +277,7 @@ namespace FastEpt
             return new GuestPage(null, status, t, t.Gpa, Mfn.Invalid, P2mType.Invalid, viaMemAccess: false);
         }
 
-        private static bool IsGuestRam(P2mType type)
+        internal static bool IsGuestRam(P2mType type)
             => type is P2mType.RamRw or P2mType.RamLogDirty or P2mType.RamRo or P2mType.RamShared;
 
         // The guest-memory accessor of the software walk (Xen's access_guest_memory_by_gpa): it

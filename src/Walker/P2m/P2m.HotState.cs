@@ -15,7 +15,7 @@ namespace FastEpt
         private readonly HotState _hot = new();
 
         [StructLayout(LayoutKind.Explicit, Size = 256)]
-        private sealed class HotState
+        internal sealed class HotState
         {
             // Line 1: read by readers (SoftTlb lookups, GetEntry's shortcut), changed by writers
             // only when a present entry is replaced or the mapped range grows.

@@ -75,6 +75,9 @@ namespace FastEpt
             get => Volatile.Read(ref _hot.TlbGeneration);
         }
 
+        /// <summary>The object holding <see cref="TlbGeneration"/>: a TLB keeps it and reads the generation with one load less per lookup.</summary>
+        internal HotState TlbHotState => _hot;
+
         /// <summary>Whether walks set accessed/dirty flags (<see cref="P2mOptions.AccessDirty"/> at creation).</summary>
         internal bool AccessDirtyEnabled => _accessDirty;
 

@@ -104,7 +104,7 @@ namespace FastEpt
         {
             ref Entry e = ref Slot(gpa);
             ulong data = e.Data;
-            if ((((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag) == 0 && (access & ~unchecked((uint)data)) == 0)
+            if (((((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag) & ~NoReadTag) == 0 && (access & ~unchecked((uint)data)) == 0)
             {
                 result = new EptTranslation(EptStatus.Ok, unchecked(gpa + (data & ~EptEntry.PageMask)), (int)((data >> LevelShift) & 7), 0);
                 return true;

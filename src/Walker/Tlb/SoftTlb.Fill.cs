@@ -72,7 +72,7 @@ namespace FastEpt
                 _used++;    // a slot empty in this epoch
             }
 
-            e.Tag = (gpa & ~EptEntry.PageMask) | _epoch;
+            e.Tag = (gpa & ~EptEntry.PageMask) | ((data & (ulong)AccessKind.Read) == 0 ? NoReadTag : 0) | _epoch;
             e.Data = unchecked((data & ~EptEntry.PageMask) - (gpa & ~EptEntry.PageMask)) | (data & EptEntry.PageMask);
         }
     }

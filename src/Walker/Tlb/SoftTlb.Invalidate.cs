@@ -20,7 +20,7 @@ namespace FastEpt
         // The p2m's generation; all-context invalidation bumps every live p2m's (P2m.InvalidateAllTlbs),
         // so one load serves both.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private long CurrentGeneration() => _p2m.TlbGeneration;
+        private long CurrentGeneration() => Volatile.Read(ref _hot.TlbGeneration);
 
         private void FlushCore(long generation)
         {

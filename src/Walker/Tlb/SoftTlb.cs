@@ -55,15 +55,19 @@ namespace FastEpt
         /// <summary>Entries of the 1 GiB array.</summary>
         internal const int Entries1G = 16;
 
-        // Tag: the page-aligned GPA | the epoch (bits 11:0, 1..EpochMax; 0 marks an empty slot).
-        // Data: the page-aligned HPA | r/w/x (bits 2:0, bits 7:3 zero) | leaf level << 8.
-        private const ulong EpochMask = EptEntry.PageMask;
+        // Tag: the page-aligned GPA | NoRead (bit 11, 4K array only) | the epoch (bits 10:0,
+        // 1..EpochMax; 0 marks an empty slot). Data: the page-aligned HPA | r/w/x (bits 2:0,
+        // bits 7:3 zero) | leaf level << 8. NoRead marks a translation without read (execute-
+        // only): the hit path never matches it, so it tests no right for a read; Miss serves it.
+        private const ulong EpochMask = 0x7FF;
         private const ulong EpochMax = EpochMask;
+        private const ulong NoReadTag = 0x800;
         private const int LevelShift = 8;
         private const ulong Mask2M = (1UL << 21) - 1;
         private const ulong Mask1G = (1UL << 30) - 1;
 
         private readonly P2m _p2m;
+        private readonly P2m.HotState _hot;     // the p2m's generation holder: one load less per lookup
         private readonly bool _accessDirty;
         private readonly ulong _gpaLimit;
         private readonly int _minCapacity;
@@ -117,6 +121,7 @@ namespace FastEpt
             }
 
             _p2m = p2m;
+            _hot = p2m.TlbHotState;
             p2m.AttachTlb();     // before the first generation read: from now on every write that must invalidate bumps it
             _accessDirty = p2m.AccessDirtyEnabled;
             _gpaLimit = p2m.GpaLimit;
@@ -173,10 +178,11 @@ namespace FastEpt
                 ulong data = e.Data;
                 uint a = (uint)access;
                 // One test: same page and epoch (a GPA out of range was never cached), the cached
-                // rights cover the access (access > 7 has a bit in 7:3, where data is zero),
-                // access is not 0, and no invalidation happened since the last flush.
+                // rights cover the access (access > 7 has a bit in 7:3, where data is zero; every
+                // entry has read, so a read needs no test), access is not 0, and no invalidation
+                // happened since the last flush.
                 ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
-                             | (a & ~(uint)data)
+                             | (a & ~(uint)data & ~(uint)AccessKind.Read)
                              | ((a - 1) >> 31)
                              | (ulong)(CurrentGeneration() ^ _generation);
                 if (miss == 0)
@@ -215,6 +221,14 @@ namespace FastEpt
             uint a = (uint)access;
             if (gpa < _gpaLimit && unchecked(a - 1) < 7)
             {
+                // An execute-only 4K entry (NoRead), which the hit path never matches.
+                ref Entry e = ref Slot(gpa);
+                if (e.Tag == ((gpa & ~EptEntry.PageMask) | NoReadTag | _epoch) && (a & ~unchecked((uint)e.Data)) == 0)
+                {
+                    _counts.Hits++;
+                    return new EptTranslation(EptStatus.Ok, unchecked(gpa + (e.Data & ~EptEntry.PageMask)), (int)((e.Data >> LevelShift) & 7), 0);
+                }
+
                 // A superpage entry covers this page: serve it and fill the 4 KiB slot.
                 ref Entry e2 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries2M), (nint)((gpa >> 21) & (Entries2M - 1)));
                 if (e2.Tag == ((gpa & ~Mask2M) | _epoch) && (a & ~unchecked((uint)e2.Data)) == 0)

@@ -130,6 +130,7 @@ namespace FastEpt.Tests.Emulation
                     _linToWin[j] = _rng.Next(WindowPages);
                     ulong ad = _rng.Next(3) switch { 0 => 0, 1 => Pte.Accessed, _ => Pte.Accessed | Pte.Dirty };
                     _tables!.Map(_linBase + ((ulong)j << 12), (WindowGfn + (ulong)_linToWin[j]) << 12, PageOrder.Size4K, TableFlags | ad, TableFlags);
+                    _domain!.Vcpus[0].Tlb.Invlpg(_linBase + ((ulong)j << 12));     // as the guest would: its TLB may hold the old entry
                 }
             }
         }
