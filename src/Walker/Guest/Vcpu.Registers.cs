@@ -164,6 +164,7 @@ namespace FastEpt
             {
                 _ac = value;
                 _controls = WalkControls.From(_cr0, _cr4, _efer, _mode, _pkru, _pkrs, value);
+                OnAcChange(value);
             }
         }
 

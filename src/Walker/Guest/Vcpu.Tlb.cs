@@ -31,8 +31,6 @@ namespace FastEpt
         // The current PCID as the TLB tags it (CR3 bits 11:0 under CR4.PCIDE, else 0).
         internal ushort TlbPcid => Pcid;
 
-        // RFLAGS.AC, part of an access's class in the TLB (SMAP depends on it and it is no flush event).
-        internal bool TlbAc => Ac;
 
         // The walk the TLB fills from, on the view it synchronised with.
         internal GuestTranslation TranslateForTlb(P2m ept, ulong gla, PageFaultErrorCode pfec) => TranslateOn(ept, gla, pfec);
@@ -40,5 +38,8 @@ namespace FastEpt
         partial void OnCr3Load(ulong value) => _tlb?.LoadCr3(TlbPcid, noFlush: (value >> 63) != 0);
 
         partial void OnPagingControlChange() => _tlb?.PagingControlChanged(TlbPcid);
+
+        // RFLAGS.AC is part of an access's class in the TLB (SMAP depends on it, and it is no flush event).
+        partial void OnAcChange(bool value) => _tlb?.AcChanged(value);
     }
 }

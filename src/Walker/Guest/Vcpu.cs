@@ -69,6 +69,9 @@ namespace FastEpt
         // (PKRU, IA32_PKRS). Not called for RFLAGS.AC, which each access reads (Vcpu.Registers.cs).
         partial void OnPagingControlChange();
 
+        // A write of RFLAGS.AC (no flush: the TLB keys its access classes by it).
+        partial void OnAcChange(bool value);
+
         /// <summary>True while the vCPU waits for the answer to a synchronous <see cref="MemAccessEvent"/>.</summary>
         public bool IsPaused => Volatile.Read(ref _pausedOn) != 0;
 

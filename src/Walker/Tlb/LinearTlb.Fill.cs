@@ -84,7 +84,7 @@ namespace FastEpt
                 return;
             }
 
-            bool ac = _vcpu.TlbAc;
+            uint ac = _acBit;
             ulong rights = ClassBit(p, ac);
             if ((p & (uint)PageFaultErrorCode.Write) != 0)
             {
@@ -153,7 +153,7 @@ namespace FastEpt
         {
             uint p = (uint)pfec;
             ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;
-            if ((x & (~EptEntry.PageMask | ClassBit(p, _vcpu.TlbAc))) != 0 || (p & ~KnownPfec) != 0 || WriteAndFetch(p) != 0
+            if ((x & (~EptEntry.PageMask | ClassBit(p, _acBit))) != 0 || (p & ~KnownPfec) != 0 || WriteAndFetch(p) != 0
                 || (e.Info & GlobalBit) == 0 || (e.Ctx & GlobalStampMask) != (_stamp & GlobalStampMask))
             {
                 return false;

@@ -76,6 +76,7 @@ namespace FastEpt
         private ulong _epoch = 1;
         private int _view;
         private ushort _pcid;
+        private uint _acBit;                    // RFLAGS.AC as the low bit of an access class (kept by Vcpu.Ac's setter)
         private P2m _p2m;                       // the current view's p2m
         private P2m.HotState _hot;              // its generation holder (one load less per lookup)
         private long _generation;               // its TLB generation when this TLB last synchronised
@@ -102,6 +103,7 @@ namespace FastEpt
             _viewP2m[_view] = _p2m;
             _viewGeneration[_view] = _generation;
             _pcid = vcpu.TlbPcid;
+            _acBit = vcpu.Ac ? 1u : 0u;
             UpdateStamp();
         }
 
@@ -174,7 +176,7 @@ namespace FastEpt
             uint p = (uint)pfec;
             Vcpu vcpu = _vcpu;
             ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes missing
-            return (x & (~EptEntry.PageMask | ClassBit(p, vcpu.TlbAc)))
+            return (x & (~EptEntry.PageMask | ClassBit(p, _acBit)))
                    | WriteAndFetch(p)
                    | (e.Ctx ^ (_stampNoView | ((ulong)(uint)vcpu.View << ViewShift)))      // context, and the live view is the synchronised one
                    | (p & ~KnownPfec)
@@ -184,8 +186,11 @@ namespace FastEpt
         // The access class of `pfec` as one bit of 12: (none, W or I) x U x AC. W together with I
         // gives a bit above 11: WriteAndFetch makes that a miss (the walk decides).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static ulong ClassBit(uint pfec, bool ac)
-            => 1UL << (int)(((pfec & 2) << 1) | ((pfec & 16) >> 1) | ((pfec & 4) >> 1) | (ac ? 1u : 0u));
+        private static ulong ClassBit(uint pfec, uint acBit)
+            => 1UL << (int)(((pfec & 2) << 1) | ((pfec & 16) >> 1) | ((pfec & 4) >> 1) | acBit);
+
+        // RFLAGS.AC changed (STAC/CLAC, POPF): no entry is dropped, it only selects other classes.
+        internal void AcChanged(bool ac) => _acBit = ac ? 1u : 0u;
 
         // Non-zero for W and I/D together, which no class stands for.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
