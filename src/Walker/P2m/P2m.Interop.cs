@@ -15,13 +15,6 @@ namespace FastEpt
         internal bool IsDisposed => _disposed;
 
         /// <summary>
-        /// Whether <see cref="SetEntry"/> with these (validated) arguments writes a valid entry,
-        /// i.e. whether it raises <see cref="MaxMappedPfn"/> before publishing (SetEntryLocked's rule).
-        /// </summary>
-        private bool WritesValidEntry(ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
-            => IsValid(BuildLeaf(gfn, mfn, (int)order, type, access));
-
-        /// <summary>
         /// Records what an external writer did after it published its entry, as SetEntryLocked
         /// does for its own: <paramref name="linked"/> table frames are now owned, the unlinked
         /// subtree rooted at <paramref name="retiredTable"/> (a table at <paramref name="retiredLevel"/>;
@@ -67,15 +60,15 @@ namespace FastEpt
         /// writer and <see cref="Reclaim"/>. The section announces the walk to the epoch-based
         /// reclamation exactly as <see cref="Translate"/> does, so a table unlinked while it is open
         /// is not freed before it closes. Sections nest; close each on the thread that opened it.</para>
-        /// <para><b>Argument checks</b> (<see cref="ValidateBatch"/>, <see cref="ValidateSetArguments"/>,
-        /// <see cref="ValidateSet"/>): the p2m's own checks, same exceptions and parameter names;
-        /// no lock, nothing changed, safe on any thread.</para>
-        /// <para><b>Writers on a p2m</b>: <see cref="ValidateSet"/>, then <see cref="EnterWriter"/>,
+        /// <para><b>Argument checks</b> (<see cref="ValidateBatch"/>): the p2m's own checks, same
+        /// exceptions and parameter names; no lock, nothing changed, safe on any thread. A native
+        /// write's arguments are checked by the C library itself (<c>fastept_check_set</c>).</para>
+        /// <para><b>Writers on a p2m</b>: the C library's checks, then <see cref="EnterWriter"/>,
         /// which takes the locks a managed write of that GFN and order takes (the GFN's 2 MiB-region
         /// stripe; the p2m lock exclusive for 1G or a marked path), so a native
         /// write runs in parallel with writes of other regions and is serialised with writes of
         /// its own region, 1G writes, type changes and view resets. While the scope is held (and
-        /// only then): <see cref="WritesValidEntry"/>, <see cref="RaiseMaxMappedPfn"/> before
+        /// only then): <see cref="RaiseMaxMappedPfn"/> (to the GFN the C check names) before
         /// publishing, then after the native writer published its entry
         /// <see cref="CompleteExternalSet"/> and <see cref="NotePublished"/>, or
         /// <see cref="FailedSet"/> if it failed (max_mapped_pfn is lowered exactly once no
@@ -159,14 +152,6 @@ namespace FastEpt
             internal static void ValidateBatch(ReadOnlySpan<ulong> gpas, AccessKind access, Span<EptTranslation> results, ulong gpaLimit, int addressBits)
                 => ValidateBatchArguments(gpas, access, results, gpaLimit, addressBits);
 
-            /// <summary>The checks of <see cref="SetEntry"/> that need no p2m: enum ranges, the order (and 1G support), the GFN's range.</summary>
-            internal static void ValidateSetArguments(ulong gfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe, bool support1G, int addressBits)
-                => P2m.ValidateSetArguments(gfn, order, type, access, suppressVe, support1G, addressBits);
-
-            /// <summary>Every check <see cref="SetEntry"/> makes on <paramref name="p2m"/> before it takes the writer lock.</summary>
-            internal static void ValidateSet(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access, SuppressVe suppressVe)
-                => p2m.ValidateSet(gfn, mfn, order, type, access, suppressVe);
-
             // ---- Writers on a p2m -----------------------------------------------------------
 
             /// <summary>
@@ -186,10 +171,6 @@ namespace FastEpt
                 /// <summary>Releases the write locks (and lowers max_mapped_pfn after a failed write).</summary>
                 public void Dispose() => _scope.Dispose();
             }
-
-            /// <summary>Whether the (validated) write stores a valid entry, so <see cref="MaxMappedPfn"/> is raised first. Write locks held.</summary>
-            internal static bool WritesValidEntry(P2m p2m, ulong gfn, ulong mfn, PageOrder order, P2mType type, P2mAccess access)
-                => p2m.WritesValidEntry(gfn, mfn, order, type, access);
 
             /// <summary>Raises <see cref="MaxMappedPfn"/> to at least <paramref name="last"/> before a write publishes. Write locks held.</summary>
             internal static void RaiseMaxMappedPfn(P2m p2m, ulong last) => p2m.RaiseMaxMapped(last);
