@@ -40,9 +40,11 @@ namespace FastEpt.Internal
             bool tracked = CheckOrder;
             if (tracked)
             {
-                if (parent.IsHeldByCurrentThread)
+                if (parent.IsHeldByCurrentThread || parent.IsReadByCurrentThread())
                 {
-                    throw new LockRecursionException($"Stripe '{Name}' taken by the holder of its parent '{parent.Name}' for writing.");
+                    // Writing: it would wait for itself. Reading: once a writer of the parent
+                    // queues, this stripe waits for that writer, which waits for this reader.
+                    throw new LockRecursionException($"Stripe '{Name}' taken by a thread that holds its parent '{parent.Name}'.");
                 }
 
                 CheckBeforeEnter(read: false);
@@ -69,6 +71,21 @@ namespace FastEpt.Internal
                 parent.Wake();
                 parent.Acquire(static p => Volatile.Read(ref p._state) == 0 && Volatile.Read(ref p._writersWaiting) == 0);
             }
+        }
+
+        // Whether the calling thread holds this lock's read side (checker bookkeeping only).
+        private bool IsReadByCurrentThread()
+        {
+            Held[]? held = t_held;
+            for (int i = 0; i < t_depth; i++)
+            {
+                if (ReferenceEquals(held![i].Lock, this) && held[i].Read)
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
 
         private bool AnyStripeHeld()

@@ -73,16 +73,22 @@ namespace FastEpt.Tests.Internal
                 new Worker(() =>
                 {
                     using (parent.EnterRead())
-                    using (stripes[3].EnterStripe())
                     {
                         Assert.Equal(1, parent.Readers);
                     }
-                }).Join("a reader or another stripe waited for stripe 1");
+                }).Join("a reader of the parent waited for stripe 1");
+                new Worker(() =>
+                {
+                    using (stripes[3].EnterStripe())
+                    {
+                        Assert.True(stripes[3].IsHeldByCurrentThread);
+                    }
+                }).Join("another stripe waited for stripe 1");
             }
         }
 
         [Fact]
-        public void EnterStripe_ByTheParentsWriter_ThrowsInsteadOfWaitingForItself()
+        public void EnterStripe_ByAHolderOfTheParent_ThrowsInsteadOfDeadlocking()
         {
             bool saved = OrderedLock.CheckOrder;
             OrderedLock.CheckOrder = true;
@@ -92,6 +98,14 @@ namespace FastEpt.Tests.Internal
                 using (parent.Enter())
                 {
                     LockRecursionException e = Assert.Throws<LockRecursionException>(() => stripes[0].EnterStripe().Dispose());
+                    Assert.Contains("p2m stripe", e.Message);
+                }
+
+                // Holding the read side is refused too: a queued writer would wait for this
+                // reader while the stripe waits for the writer.
+                using (parent.EnterRead())
+                {
+                    LockRecursionException e = Assert.Throws<LockRecursionException>(() => stripes[1].EnterStripe().Dispose());
                     Assert.Contains("p2m stripe", e.Message);
                 }
             }
