@@ -28,16 +28,12 @@ namespace FastEpt
         /// <exception cref="ArgumentOutOfRangeException"><paramref name="pfec"/> is not a valid access description.</exception>
         public GuestTranslation TranslateLinearCached(ulong gla, PageFaultErrorCode pfec) => Tlb.Translate(gla, pfec);
 
-        // The current PCID as the TLB tags it (CR3 bits 11:0 under CR4.PCIDE, else 0).
-        internal ushort TlbPcid => Pcid;
-
-
         // The walk the TLB fills from, on the view it synchronised with.
         internal GuestTranslation TranslateForTlb(P2m ept, ulong gla, PageFaultErrorCode pfec) => TranslateOn(ept, gla, pfec);
 
-        partial void OnCr3Load(ulong value) => _tlb?.LoadCr3(TlbPcid, noFlush: (value >> 63) != 0);
+        partial void OnCr3Load(ulong value) => _tlb?.LoadCr3(Pcid, noFlush: (value >> 63) != 0);
 
-        partial void OnPagingControlChange() => _tlb?.PagingControlChanged(TlbPcid);
+        partial void OnPagingControlChange() => _tlb?.PagingControlChanged(Pcid);
 
         // RFLAGS.AC is part of an access's class in the TLB (SMAP depends on it, and it is no flush event).
         partial void OnAcChange(bool value) => _tlb?.AcChanged(value);

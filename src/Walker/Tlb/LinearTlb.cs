@@ -102,7 +102,7 @@ namespace FastEpt
             _generation = _p2m.TlbGeneration;
             _viewP2m[_view] = _p2m;
             _viewGeneration[_view] = _generation;
-            _pcid = vcpu.TlbPcid;
+            _pcid = vcpu.Pcid;
             _acBit = vcpu.Ac ? 1u : 0u;
             UpdateStamp();
         }
