@@ -81,9 +81,7 @@ namespace FastEpt
         // The walk behind a TLB miss: the fast path, then the mem_access fallback.
         private GuestPage GetPageFromGvaWalk(LinearTlb tlb, ulong gla, PageFaultErrorCode pfec)
         {
-            int view = _view;
-            P2m ept = _domain.Altp2m.ViewLocked(view);
-            tlb.Synchronize(view, ept);     // reads the generation before the walk a fill comes from
+            P2m ept = tlb.Synchronize(out int view);     // reads the generation before the walk a fill comes from
             tlb.CountMiss();
             GuestTranslation fast;
             int freedRetries = 0;

@@ -121,7 +121,12 @@ namespace FastEpt
         public bool DisableVe()
             => Interlocked.Exchange(ref _veInfoGfn, unchecked((long)Mfn.Invalid)) != unchecked((long)Mfn.Invalid);
 
-        internal void SetView(int view) => _view = view;
+        internal void SetView(int view)
+        {
+            _view = view;
+            Interlocked.MemoryBarrier();        // the view before the TLB: a TLB created meanwhile reads the new view (LinearTlb.Synchronize)
+            Volatile.Read(ref _tlb)?.MarkStale();
+        }
 
         // The pause word and the wait handle change together under a leaf lock (never held
         // across anything else), so a racing unpause cannot leave the handle reset.

@@ -5,11 +5,13 @@ using FastEpt.Internal;
 
 namespace FastEpt
 {
-    // Coherence with the software TLBs (SoftTlb): the single-context INVEPT of this p2m is a
-    // generation counter. Every writer that replaces a present entry (remap, restriction,
-    // removal, split, merge, type change) bumps it after its publishing compare-exchange and
-    // before it returns, so a SoftTlb that looks up afterwards sees a new generation and drops
-    // everything it cached. Filling a hole needs no bump: a TLB never caches a failed walk.
+    // Coherence with the software TLBs (SoftTlb, LinearTlb): the single-context INVEPT of this
+    // p2m is a generation counter plus a shootdown of every attached TLB. Every writer that
+    // replaces a present entry (remap, restriction, removal, split, merge, type change) bumps the
+    // generation after its publishing compare-exchange and then sets each attached TLB's stale
+    // flag, before it returns; a TLB whose flag is set misses, compares the generation and drops
+    // everything it cached from this p2m. Filling a hole needs no bump: a TLB never caches a
+    // failed walk.
     public sealed partial class P2m
     {
         // Only ever increases (Interlocked.Increment).
@@ -82,28 +84,79 @@ namespace FastEpt
         internal bool AccessDirtyEnabled => _accessDirty;
 
         // Called after the store that made an old translation stale has been published (a full
-        // fence), so a reader that sees the new generation also sees the new tables.
-        // With no SoftTlb attached there is nothing to invalidate, and the bump (a write every
-        // region writer would make to one shared line) is skipped. Ordering: the writer's publish
-        // (a full fence) comes before its read of TlbAttached; AttachTlb (a full fence) comes
-        // before the new TLB's first generation read and fill. A writer that read 0 published
-        // before the attach, so every fill the TLB makes already sees the new entry.
+        // fence), so a reader that sees the new generation also sees the new tables; then every
+        // attached TLB is told (ITlbShootdown), so its hit path needs only a look at its own flag.
+        // With no TLB attached there is nothing to invalidate, and the bump (a write every region
+        // writer would make to one shared line) is skipped. Ordering: the writer's publish (a full
+        // fence) comes before its read of TlbAttached and of the TLB list; AttachTlb (a full
+        // fence) comes after the TLB joins the list and before the TLB's first generation read and
+        // fill. A writer that read 0, or a list without the TLB, published before the attach, so
+        // every fill the TLB makes already sees the new entry.
         private void BumpTlbGeneration()
         {
             if (Volatile.Read(ref _hot.TlbAttached) != 0)
             {
                 Interlocked.Increment(ref _hot.TlbGeneration);
+                foreach (WeakReference<ITlbShootdown> w in Volatile.Read(ref _tlbs))
+                {
+                    if (w.TryGetTarget(out ITlbShootdown? tlb))
+                    {
+                        tlb.Shootdown();
+                    }
+                }
             }
         }
 
-        /// <summary>Called by a <see cref="SoftTlb"/> before it first reads the generation.</summary>
-        internal void AttachTlb()
+        /// <summary>
+        /// Called by a TLB before it first reads the generation: from now on every write that must
+        /// invalidate bumps it and calls <see cref="ITlbShootdown.Shootdown"/> on <paramref name="tlb"/>
+        /// (held weakly: a TLB nobody references drops out). Attaching twice is harmless.
+        /// </summary>
+        internal void AttachTlb(ITlbShootdown tlb)
         {
-            if (Volatile.Read(ref _hot.TlbAttached) == 0)
+            using (s_liveLock.Enter())
             {
-                Interlocked.Exchange(ref _hot.TlbAttached, 1);
+                WeakReference<ITlbShootdown>[] list = _tlbs;
+                int live = 0;
+                foreach (WeakReference<ITlbShootdown> w in list)
+                {
+                    if (w.TryGetTarget(out ITlbShootdown? t))
+                    {
+                        live++;
+                        if (ReferenceEquals(t, tlb))
+                        {
+                            live = -1;
+                            break;
+                        }
+                    }
+                }
+
+                if (live >= 0)
+                {
+                    // Copy on write, dropping TLBs that are gone: writers iterate without a lock.
+                    var next = new WeakReference<ITlbShootdown>[live + 1];
+                    int n = 0;
+                    foreach (WeakReference<ITlbShootdown> w in list)
+                    {
+                        if (w.TryGetTarget(out _))
+                        {
+                            next[n++] = w;
+                        }
+                    }
+
+                    next[n] = new WeakReference<ITlbShootdown>(tlb);
+                    Volatile.Write(ref _tlbs, next);
+                }
             }
+
+            Interlocked.Exchange(ref _hot.TlbAttached, 1);   // a full fence either way
         }
+
+        // The TLBs to tell about an invalidation (copy on write under s_liveLock).
+        private WeakReference<ITlbShootdown>[] _tlbs = [];
+
+        /// <summary>Entries in the list of attached TLBs, collected ones included until the next attach prunes them (for tests).</summary>
+        internal int AttachedTlbCount => Volatile.Read(ref _tlbs).Length;
 
         /// <summary>
         /// For a TLB fill after a successful <see cref="Translate"/>: re-reads the path to the leaf
@@ -132,5 +185,16 @@ namespace FastEpt
             rights = (uint)(r & EptEntry.RwxMask);
             return found;
         }
+    }
+
+    /// <summary>
+    /// A software TLB that a p2m tells about invalidations (the IPI of a TLB shootdown): the
+    /// call sets a flag the TLB's hit path reads, so a hit needs no load of the p2m's generation.
+    /// Called by writers on any thread, concurrently with the TLB's own lookups and each other.
+    /// </summary>
+    internal interface ITlbShootdown
+    {
+        /// <summary>Marks the TLB stale: its next lookup misses and compares the generations.</summary>
+        void Shootdown();
     }
 }

@@ -13,7 +13,7 @@ namespace FastEpt
         private GuestTranslation Walk(ulong gla, PageFaultErrorCode pfec)
         {
             Vcpu.CheckPfec(pfec);
-            Synchronize();
+            Synchronize(out _);
             ref Entry e = ref Slot(gla);
             if (Miss(ref e, gla, pfec) == 0 || TryAdoptGlobal(ref e, gla, pfec))     // back in a view whose entries stayed; a global entry
             {
@@ -40,10 +40,23 @@ namespace FastEpt
         /// generation is read before the walk, so a fill that raced a p2m writer is dropped by
         /// the next lookup (the writer's bump comes after its publish).
         /// </summary>
-        internal void Synchronize() => Synchronize(_vcpu.View, _vcpu.Domain.Altp2m.ViewLocked(_vcpu.View));
+        // The miss path's first step: clears the stale flag, then reads the vCPU's live view and
+        // its p2m's generation (in that order: a switch or a write announced after the clear sets
+        // the flag again), and moves this TLB to them. Returns the view's p2m for the walk.
+        internal P2m Synchronize(out int view)
+        {
+            if (Volatile.Read(ref _stale) != 0)
+            {
+                Interlocked.Exchange(ref _stale, 0);
+            }
 
-        /// <summary>As <see cref="Synchronize()"/>, for a walk the caller makes on <paramref name="p2m"/> (view <paramref name="view"/>).</summary>
-        internal void Synchronize(int view, P2m p2m)
+            view = _vcpu.View;
+            P2m p2m = _vcpu.Domain.Altp2m.ViewLocked(view);
+            Synchronize(view, p2m);
+            return p2m;
+        }
+
+        private void Synchronize(int view, P2m p2m)
         {
             if (view == _view && ReferenceEquals(p2m, _p2m))
             {
@@ -59,7 +72,7 @@ namespace FastEpt
 
             // A view switch. Entries are tagged with the view: the new view's survive when its
             // p2m is the same object and its generation did not move since this TLB last used it.
-            p2m.AttachTlb();
+            p2m.AttachTlb(this);
             long generation = p2m.TlbGeneration;
             P2m? known = _viewP2m[view];
             if (known is not null && (!ReferenceEquals(known, p2m) || _viewGeneration[view] != generation))
@@ -70,11 +83,6 @@ namespace FastEpt
             Adopt(view, p2m, generation);
         }
 
-        /// <summary>
-        /// Caches a successful walk of <paramref name="gla"/> for <paramref name="pfec"/> on the
-        /// current view (the caller synchronised before the walk). <paramref name="type"/> must
-        /// be guest RAM and the host page inside host memory; the caller checked both.
-        /// </summary>
         internal void Fill(ulong gla, PageFaultErrorCode pfec, in GuestTranslation t, P2mType type)
         {
             uint p = (uint)pfec;
@@ -178,7 +186,6 @@ namespace FastEpt
         {
             _stamp = (_epoch << EpochShift) | ((ulong)_view << ViewShift) | ((ulong)_viewEpochs[_view] << ViewEpochShift)
                      | ((ulong)_pcid << PcidShift) | _pcidEpochs[_pcid];
-            _stampNoView = _stamp & ~ViewMask;
         }
 
         // Each view starts with its own number as its epoch: distinct from every other view's.

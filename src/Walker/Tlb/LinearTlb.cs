@@ -33,7 +33,7 @@ namespace FastEpt
     /// safe for concurrent use (a remote shootdown runs on the target vCPU's thread, as an IPI
     /// does). p2m writers on other threads are safe: their generation bump is the INVEPT.</para>
     /// </remarks>
-    public sealed unsafe partial class LinearTlb
+    public sealed unsafe partial class LinearTlb : ITlbShootdown
     {
         /// <summary>The number of 4 KiB entries of a vCPU's TLB.</summary>
         public const int DefaultCapacity = 512;
@@ -71,7 +71,6 @@ namespace FastEpt
         private readonly P2m?[] _viewP2m = new P2m?[Altp2m.MaxAltViews + 1];   // null: no entry of that view since the last full flush
         private readonly long[] _viewGeneration = new long[Altp2m.MaxAltViews + 1];
         private ulong _stamp;                   // the current context's stamp
-        private ulong _stampNoView;             // the same without the view bits, for the hit path
         private int _nextViewEpoch = Altp2m.MaxAltViews + 1;
         private ulong _epoch = 1;
         private int _view;
@@ -84,6 +83,7 @@ namespace FastEpt
         private ulong _largeMask;
         private bool _hasLarge;                 // a large page was cached since the last full flush
         private long _misses;
+        private int _stale = 1;                 // set by p2m writers and view switches (ITlbShootdown); 1 until the first synchronisation
         private long _flushes;
 
         internal LinearTlb(Vcpu vcpu)
@@ -98,7 +98,7 @@ namespace FastEpt
             _view = vcpu.View;
             _p2m = vcpu.Domain.Altp2m.ViewLocked(_view);
             _hot = _p2m.TlbHotState;
-            _p2m.AttachTlb();    // before the first generation read, as SoftTlb does
+            _p2m.AttachTlb(this); // before the first generation read, as SoftTlb does
             _generation = _p2m.TlbGeneration;
             _viewP2m[_view] = _p2m;
             _viewGeneration[_view] = _generation;
@@ -169,19 +169,24 @@ namespace FastEpt
         public override string ToString() => $"LinearTlb capacity={DefaultCapacity} view={_view} pcid={_pcid} misses={_misses} flushes={_flushes}";
 
         // Non-zero unless the slot holds this page, in this context, verified for this access,
-        // and neither the view nor its p2m generation changed.
+        // and nothing announced a view switch or a p2m change since the last synchronisation.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private ulong Miss(ref Entry e, ulong gla, PageFaultErrorCode pfec)
         {
             uint p = (uint)pfec;
-            Vcpu vcpu = _vcpu;
             ulong x = (gla & ~EptEntry.PageMask) ^ e.Tag;     // bits 63:12 the page's difference, 11:0 the classes missing
             return (x & (~EptEntry.PageMask | ClassBit(p, _acBit)))
                    | WriteAndFetch(p)
-                   | (e.Ctx ^ (_stampNoView | ((ulong)(uint)vcpu.View << ViewShift)))      // context, and the live view is the synchronised one
+                   | (e.Ctx ^ _stamp)                          // filled in this context (view, PCID, their epochs)
                    | (p & ~KnownPfec)
-                   | (ulong)(Volatile.Read(ref _hot.TlbGeneration) ^ _generation);
+                   | (uint)Volatile.Read(ref _stale);
         }
+
+        // A view switch (Altp2m.Switch, from any thread) or an invalidating write to a p2m this
+        // TLB has entries of: the next lookup misses and synchronises.
+        void ITlbShootdown.Shootdown() => MarkStale();
+
+        internal void MarkStale() => Volatile.Write(ref _stale, 1);
 
         // The access class of `pfec` as one bit of 12: (none, W or I) x U x AC. W together with I
         // gives a bit above 11: WriteAndFetch makes that a miss (the walk decides).

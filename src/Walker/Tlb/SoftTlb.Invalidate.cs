@@ -62,6 +62,20 @@ namespace FastEpt
             {
                 _epoch++;
             }
+
+            SetHitKeyEpoch();
+        }
+
+        // The hit path's key: the epoch, with the stale flag (bit 63, set by the p2m's writers
+        // through ITlbShootdown) kept as it is.
+        private void SetHitKeyEpoch()
+        {
+            ulong old;
+            do
+            {
+                old = Volatile.Read(ref _hitKey);
+            }
+            while (Interlocked.CompareExchange(ref _hitKey, (old & StaleBit) | _epoch, old) != old);
         }
     }
 }

@@ -41,7 +41,7 @@ namespace FastEpt
     /// vCPU); it takes no lock and is not safe for concurrent use. Any number of TLBs over one
     /// p2m run concurrently with that p2m's writers.</para>
     /// </remarks>
-    public sealed unsafe partial class SoftTlb
+    public sealed unsafe partial class SoftTlb : ITlbShootdown
     {
         /// <summary>The default number of 4 KiB entries.</summary>
         public const int DefaultCapacity = 256;
@@ -62,6 +62,7 @@ namespace FastEpt
         private const ulong EpochMask = 0x7FF;
         private const ulong EpochMax = EpochMask;
         private const ulong NoReadTag = 0x800;
+        private const ulong StaleBit = 1UL << 63;           // in _hitKey: no tag has it (GPAs are below 2^57)
         private const int LevelShift = 8;
         private const ulong Mask2M = (1UL << 21) - 1;
         private const ulong Mask1G = (1UL << 30) - 1;
@@ -85,6 +86,7 @@ namespace FastEpt
         private long _missesBase;
         private long _flushes;
         private long _resizes;
+        private ulong _hitKey = 1;      // _epoch | StaleBit while a p2m writer's invalidation (ITlbShootdown) is not yet looked at
 
         /// <summary>Creates a TLB of fixed size over <paramref name="p2m"/>.</summary>
         /// <param name="p2m">The p2m whose translations are cached.</param>
@@ -122,7 +124,7 @@ namespace FastEpt
 
             _p2m = p2m;
             _hot = p2m.TlbHotState;
-            p2m.AttachTlb();     // before the first generation read: from now on every write that must invalidate bumps it
+            p2m.AttachTlb(this); // before the first generation read: from now on every write that must invalidate tells this TLB
             _accessDirty = p2m.AccessDirtyEnabled;
             _gpaLimit = p2m.GpaLimit;
             _minCapacity = minCapacity;
@@ -177,14 +179,14 @@ namespace FastEpt
                 ref Entry e = ref Slot(gpa);
                 ulong data = e.Data;
                 uint a = (uint)access;
-                // One test: same page and epoch (a GPA out of range was never cached), the cached
-                // rights cover the access (access > 7 has a bit in 7:3, where data is zero; every
-                // entry has read, so a read needs no test), access is not 0, and no invalidation
-                // happened since the last flush.
-                ulong miss = (((gpa & ~EptEntry.PageMask) | _epoch) ^ e.Tag)
+                // One test: same page and epoch, and no invalidation announced since the last
+                // look at the generation (the key's stale bit, which no tag has; a GPA out of
+                // range was never cached), the cached rights cover the access (access > 7 has a
+                // bit in 7:3, where data is zero; every entry has read, so a read needs no test),
+                // and access is not 0.
+                ulong miss = (((gpa & ~EptEntry.PageMask) | Volatile.Read(ref _hitKey)) ^ e.Tag)
                              | (a & ~(uint)data & ~(uint)AccessKind.Read)
-                             | ((a - 1) >> 31)
-                             | (ulong)(CurrentGeneration() ^ _generation);
+                             | ((a - 1) >> 31);
                 if (miss == 0)
                 {
                     _counts.Hits++;
@@ -204,14 +206,23 @@ namespace FastEpt
         }
 
         /// <inheritdoc/>
+        void ITlbShootdown.Shootdown() => Interlocked.Or(ref _hitKey, StaleBit);
+
+        /// <inheritdoc/>
         public override string ToString()
             => $"SoftTlb capacity={Capacity} hits={Hits} misses={Misses} flushes={_flushes}";
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         private EptTranslation Miss(ulong gpa, AccessKind access)
         {
-            // Read the generations before walking: a writer that publishes after this read bumps
-            // them, and the next lookup drops whatever this walk fills.
+            // Clear the stale bit, then read the generation, before walking: a writer that
+            // publishes after this read bumps it and sets the bit again, and the next lookup
+            // drops whatever this walk fills.
+            if ((Volatile.Read(ref _hitKey) & StaleBit) != 0)
+            {
+                Interlocked.And(ref _hitKey, ~StaleBit);
+            }
+
             long generation = CurrentGeneration();
             if (generation != _generation)
             {
