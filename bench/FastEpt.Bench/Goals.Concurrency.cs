@@ -14,10 +14,11 @@ namespace FastEpt.Bench
     // The concurrency group of the goals table (docs/benchmarks.md, "Concurrency"): the loops of
     // Perf_Concurrency timed interleaved, a few rounds of a fixed duration each (a writer or a
     // second core cannot be timed per call), each contender once per round in a rotating order;
-    // each goal is a ratio of per-contender medians.
+    // each ratio goal is the median over rounds of that round's ratio (the two contenders ran
+    // seconds apart, so a drift of the clock or of the machine's load between rounds cancels).
     internal static partial class Goals
     {
-        private const int ConcurrencyRounds = 5;
+        private const int ConcurrencyRounds = 7;
         private const double ConcurrencyRoundSeconds = 0.3;
         private const double ConcurrencyWarmupSeconds = 0.1;
         private const long LogDirtyPagesPerWorker = LogDirtyScenario.Frames / 2;
@@ -132,6 +133,7 @@ namespace FastEpt.Bench
         {
             private readonly List<ConcurrencyContender> _contenders;
             private readonly Dictionary<string, (double Main, double? WriterNs, double? Barriers)> _medians = new();
+            private readonly Dictionary<string, List<ConcurrencySample>> _samples;
             private readonly string? _barrierSource;
             private readonly double _seconds;
 
@@ -139,6 +141,7 @@ namespace FastEpt.Bench
                                     string? barrierSource, double seconds)
             {
                 _contenders = contenders;
+                _samples = samples;
                 _barrierSource = barrierSource;
                 _seconds = seconds;
                 foreach ((string name, List<ConcurrencySample> list) in samples)
@@ -152,7 +155,11 @@ namespace FastEpt.Bench
                 double Main(string c) => _medians[c].Main;
                 string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
                 GoalRow Throughput(string name, string a, string b, string unit, double target, string more = "")
-                    => new(name, Main(a) / Main(b), null, target, true, $"{a} {F(Main(a))} {unit}, {b} {F(Main(b))} {unit}{more}");
+                {
+                    double[] ratios = _samples[a].Zip(_samples[b], (x, y) => x.Main / y.Main).Order().ToArray();
+                    return new(name, ratios[ratios.Length / 2], null, target, true,
+                               $"median of {ratios.Length} per-round ratios ({F(ratios[0])}–{F(ratios[^1])}); medians {a} {F(Main(a))} {unit}, {b} {F(Main(b))} {unit}{more}");
+                }
 
                 double setEntry = Main("SetEntry alone");
                 double cas = Main("CasPublish alone");
@@ -195,7 +202,7 @@ namespace FastEpt.Bench
             public string Note =>
                 $"Concurrency ({Scenario.Describe}): each reader row is the reader's throughput with a writer on a second thread over its throughput with a "
                 + "thread that spins without touching FastEpt, so both have one other core busy; the writers never touch the readers' pages and every "
-                + $"answer is checked. Reclamation barriers: {_barrierSource ?? "no counter in this build (n/a)"}. {Environment.ProcessorCount} logical CPUs.";
+                + $"answer is checked. Each ratio is the median of the per-round ratios (both contenders timed in the same round). Reclamation barriers: {_barrierSource ?? "no counter in this build (n/a)"}. {Environment.ProcessorCount} logical CPUs.";
 
             public object Json => new
             {
@@ -209,6 +216,7 @@ namespace FastEpt.Bench
                 {
                     contender = c.Name,
                     median = _medians[c.Name].Main,
+                    rounds = _samples[c.Name].Select(x => x.Main),
                     unit = c.Unit,
                     writerNsPerSetEntry = _medians[c.Name].WriterNs,
                     barriersPer1000Writes = _medians[c.Name].Barriers,

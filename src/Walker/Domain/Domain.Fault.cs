@@ -100,41 +100,9 @@ namespace FastEpt
             // 2. Lazy copy into the vCPU's view, under host -> list -> view locks. In the host view
             //    there is nothing to copy: the shared locks keep the view choice still, so faults
             //    of different vCPUs (the log-dirty write fault above all) do not serialise here.
-            int view;
-            P2m faulting;
-            P2mEntry e = default;
-            using (HostP2m.P2mLock.EnterRead())
-            using (Altp2m.ListLock.EnterRead())
+            if (!FaultingEntry(vcpu, gfn, write, out int view, out P2m faulting, out P2mEntry e))
             {
-                view = vcpu.View;
-                faulting = Altp2m.ViewLocked(view);
-                if (view == 0)
-                {
-                    e = faulting.GetEntry(gfn);
-                }
-            }
-
-            if (view != 0)
-            {
-                using (HostP2m.P2mLock.Enter())
-                using (Altp2m.ListLock.Enter())
-                {
-                    view = vcpu.View;
-                    faulting = Altp2m.ViewLocked(view);
-                    if (view != 0)
-                    {
-                        using (faulting.P2mLock.Enter())
-                        {
-                            host = HostP2m.GetEntry(gfn);
-                            if (!(write && host.Type == P2mType.RamShared) && Altp2m.TryLazyCopyLocked(view, gfn, host))
-                            {
-                                return FaultOutcome.Retry;
-                            }
-                        }
-                    }
-
-                    e = faulting.GetEntry(gfn);
-                }
+                return FaultOutcome.Retry;      // the lazy copy filled the view: the access retries
             }
 
             // 3. mem_access violation (only where the entry names a frame, as Xen).
@@ -160,6 +128,56 @@ namespace FastEpt
 
             // 6. The type's own handling.
             return HandleType(faulting, e, gfn, gpa, kind);
+        }
+
+        // Step 2 of HandleEptViolationExit, out of line so that the handler's own frame stays small
+        // (the lock scopes live here; a large frame is zeroed on every call and its stores can
+        // alias the heap fields the handler reads next): the faulting view, its p2m and its
+        // entry for gfn. False when a lazy copy into the view handled the fault.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private bool FaultingEntry(Vcpu vcpu, ulong gfn, bool write, out int view, out P2m faulting, out P2mEntry e)
+        {
+            using (HostP2m.P2mLock.EnterRead())
+            using (Altp2m.ListLock.EnterRead())
+            {
+                view = vcpu.View;
+                faulting = Altp2m.ViewLocked(view);
+                if (view == 0)
+                {
+                    e = faulting.GetEntry(gfn);
+                    return true;
+                }
+            }
+
+            return LazyCopyOrEntry(vcpu, gfn, write, out view, out faulting, out e);
+        }
+
+        // A fault in an alternate view: the lazy copy from the host under host -> list -> view
+        // locks (the view may have changed since the shared look; it is read again here).
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private bool LazyCopyOrEntry(Vcpu vcpu, ulong gfn, bool write, out int view, out P2m faulting, out P2mEntry e)
+        {
+            using (HostP2m.P2mLock.Enter())
+            using (Altp2m.ListLock.Enter())
+            {
+                view = vcpu.View;
+                faulting = Altp2m.ViewLocked(view);
+                if (view != 0)
+                {
+                    using (faulting.P2mLock.Enter())
+                    {
+                        P2mEntry host = HostP2m.GetEntry(gfn);
+                        if (!(write && host.Type == P2mType.RamShared) && Altp2m.TryLazyCopyLocked(view, gfn, host))
+                        {
+                            e = default;
+                            return false;
+                        }
+                    }
+                }
+
+                e = faulting.GetEntry(gfn);
+                return true;
+            }
         }
 
         private FaultOutcome Shatter(Vcpu vcpu, int view, ulong gfn)
@@ -293,19 +311,7 @@ namespace FastEpt
                 case P2mType.RamRo or P2mType.GrantMapRo or P2mType.IoreqServer or P2mType.MmioDirect when write:
                     return FaultOutcome.Mmio;          // emulated: discarded, forwarded or device write
                 case P2mType.RamLogDirty when write:
-                    MarkDirty(gfn);
-                    using (HostP2m.EnterWrite(gfn, 0))
-                    {
-                        // The page becomes RamRw in the host; propagation carries it into the views.
-                        // Only the GFN's 2 MiB-region stripe is held, so
-                        // log-dirty faults on other regions run in parallel.
-                        P2mEntry h = HostP2m.GetEntry(gfn);
-                        if (h.Type == P2mType.RamLogDirty && Altp2m.HasFrame(h))
-                        {
-                            HostP2m.SetEntryHeld(gfn, h.Mfn, PageOrder.Size4K, P2mType.RamRw, h.Access, SuppressVe.Inherit);
-                        }
-                    }
-
+                    LogDirtyWrite(gfn);
                     return FaultOutcome.Retry;
                 case P2mType.RamShared when write:
                     return TryUnshare(gfn) ? FaultOutcome.Retry : FaultOutcome.Unhandled;
@@ -313,6 +319,25 @@ namespace FastEpt
 
             // Nothing else to do: retry only if the access now succeeds (a stale fault).
             return faulting.Translate(gpa, kind).Status == EptStatus.Ok ? FaultOutcome.Retry : FaultOutcome.Unhandled;
+        }
+
+        // The log-dirty write fault (Xen's paging_mark_dirty, then p2m_change_type_one to ram_rw),
+        // out of line like the other steps (its write scope lives in this frame).
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void LogDirtyWrite(ulong gfn)
+        {
+            MarkDirty(gfn);
+            using (HostP2m.EnterWrite(gfn, 0))
+            {
+                // The page becomes RamRw in the host; propagation carries it into the views.
+                // Only the GFN's 2 MiB-region stripe is held, so log-dirty faults on other
+                // regions run in parallel.
+                P2mEntry h = HostP2m.GetEntry(gfn);
+                if (h.Type == P2mType.RamLogDirty && Altp2m.HasFrame(h))
+                {
+                    HostP2m.SetEntryHeld(gfn, h.Mfn, PageOrder.Size4K, P2mType.RamRw, h.Access, SuppressVe.Inherit);
+                }
+            }
         }
 
         // docs/model/altp2m.md §4.7: software #VE. The information page is claimed through its semaphore with

@@ -16,7 +16,8 @@ namespace FastEpt
     // a 1G leaf, so no write can land in a table that is being unlinked.
     public sealed partial class P2m
     {
-        private const int StripeCount = 64;
+        private const int StripeBits = 6;
+        private const int StripeCount = 1 << StripeBits;
         private const int RegionOrder = 9;          // a stripe covers whole 2 MiB regions
 
         private readonly OrderedLock[] _stripes;
@@ -38,8 +39,12 @@ namespace FastEpt
             return stripes;
         }
 
+        // The stripe of a GFN's 2 MiB region: the region number hashed (Fibonacci hashing, the
+        // top bits of a multiply by 2^64 / golden ratio), not its low bits. With the low bits,
+        // vCPUs that fault at the same pace in regions a multiple of 64 apart (two halves of
+        // guest memory, say) would ask for the same stripe at every step and take turns.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static int StripeOf(ulong gfn) => (int)((gfn >> RegionOrder) & (StripeCount - 1));
+        private static int StripeOf(ulong gfn) => (int)(unchecked((gfn >> RegionOrder) * 0x9E37_79B9_7F4A_7C15UL) >> (64 - StripeBits));
 
         /// <summary>True when the calling thread may write <paramref name="gfn"/>: the exclusive lock or the GFN's stripe.</summary>
         internal bool HoldsWriter(ulong gfn)

@@ -160,14 +160,16 @@ namespace FastEpt.Tests.Tlb
         private static WeakReference[] AttachAndDrop(P2m p2m, int count)
         {
             var refs = new WeakReference[count];
+            var alive = new SoftTlb[count];     // all alive until counted (a collection may run meanwhile)
             for (int i = 0; i < count; i++)
             {
-                var tlb = new SoftTlb(p2m);
-                tlb.Translate(5UL << 12, AccessKind.Read);
-                refs[i] = new WeakReference(tlb);
+                alive[i] = new SoftTlb(p2m);
+                alive[i].Translate(5UL << 12, AccessKind.Read);
+                refs[i] = new WeakReference(alive[i]);
             }
 
             Assert.Equal(count, p2m.AttachedTlbCount);
+            GC.KeepAlive(alive);
             return refs;
         }
     }
