@@ -9,6 +9,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Text.Json;
+using System.Threading;
 using BenchmarkDotNet.Reports;
 
 namespace FastEpt.Bench
@@ -36,6 +37,8 @@ namespace FastEpt.Bench
         private const int Rounds = 201;
         private const int CallsPerRound = 4;        // × Perf_TranslateSuite.Ops GPAs
         private const int WarmupCalls = 40;
+        private const double WarmupSeconds = 0.25;
+        private const int TieringQuietMs = 250;
 
         private static readonly string[] BatchPaths = ["Batch_Auto", "Batch_Scalar", "Batch_Pipelined", "Batch_Gather"];
 
@@ -278,13 +281,21 @@ namespace FastEpt.Bench
         private static Dictionary<string, double> Interleave(List<(string Method, Func<ulong> Body)> group, int opsPerCall, ref ulong sink,
                                                              int rounds = Rounds, int callsPerRound = CallsPerRound, int warmupCalls = WarmupCalls)
         {
-            foreach (var c in group)
+            // Tiering: the runtime promotes a method only after a spell with no new tier-0
+            // compilations (100 ms by default), so run for WarmupSeconds, then sleep past that spell.
+            var warm = Stopwatch.StartNew();
+            do
             {
-                for (int i = 0; i < warmupCalls; i++)
+                foreach (var c in group)
                 {
-                    sink += c.Body();       // tiering: reach the optimized code before timing
+                    for (int i = 0; i < warmupCalls; i++)
+                    {
+                        sink += c.Body();
+                    }
                 }
             }
+            while (warm.Elapsed.TotalSeconds < WarmupSeconds);
+            Thread.Sleep(TieringQuietMs);     // the tier-1 code is installed by the time rounds start
 
             double[][] samples = group.Select(_ => new double[rounds]).ToArray();
             for (int round = 0; round < rounds; round++)
