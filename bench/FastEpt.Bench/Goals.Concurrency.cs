@@ -18,7 +18,7 @@ namespace FastEpt.Bench
     // seconds apart, so a drift of the clock or of the machine's load between rounds cancels).
     internal static partial class Goals
     {
-        private const int ConcurrencyRounds = 7;
+        private const int ConcurrencyRounds = 11;
         private const double ConcurrencyRoundSeconds = 0.3;
         private const double ConcurrencyWarmupSeconds = 0.1;
         private const long LogDirtyPagesPerWorker = LogDirtyScenario.Frames / 2;
