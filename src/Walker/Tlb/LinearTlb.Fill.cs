@@ -36,13 +36,13 @@ namespace FastEpt
 
         /// <summary>
         /// Brings the TLB to the vCPU's current view and that view's p2m generation, emptying
-        /// what may be stale. Called before every walk whose result may be filled: the
-        /// generation is read before the walk, so a fill that raced a p2m writer is dropped by
-        /// the next lookup (the writer's bump comes after its publish).
+        /// what may be stale, and returns that view (<paramref name="view"/>) and its p2m for the
+        /// walk. Called before every walk whose result may be filled. The stale flag is cleared
+        /// first, then the live view and the generation are read (a switch or a write announced
+        /// after the clear sets the flag again), and the generation is read before the walk, so a
+        /// fill that raced a p2m writer is dropped by the next lookup (the writer's bump and
+        /// shootdown come after its publish).
         /// </summary>
-        // The miss path's first step: clears the stale flag, then reads the vCPU's live view and
-        // its p2m's generation (in that order: a switch or a write announced after the clear sets
-        // the flag again), and moves this TLB to them. Returns the view's p2m for the walk.
         internal P2m Synchronize(out int view)
         {
             if (Volatile.Read(ref _stale) != 0)
@@ -83,6 +83,11 @@ namespace FastEpt
             Adopt(view, p2m, generation);
         }
 
+        /// <summary>
+        /// Caches a successful walk of <paramref name="gla"/> for <paramref name="pfec"/> on the
+        /// current view (the caller synchronised before the walk). <paramref name="type"/> must
+        /// be guest RAM and the host page inside host memory; the caller checked both.
+        /// </summary>
         internal void Fill(ulong gla, PageFaultErrorCode pfec, in GuestTranslation t, P2mType type)
         {
             uint p = (uint)pfec;

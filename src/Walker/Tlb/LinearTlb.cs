@@ -25,13 +25,14 @@ namespace FastEpt
     /// types 0-3, <see cref="Invvpid"/>, MOV to CR3 (non-global entries of the new PCID, nothing
     /// with the no-flush bit) and changes of paging control bits (everything) through the
     /// vCPU's register model, and INVEPT: every p2m change that removes or restricts a mapping
-    /// bumps the view's TLB generation (as for <see cref="SoftTlb"/>), which every lookup
-    /// compares. Entries are tagged with the view, so a view switch keeps each view's entries
+    /// bumps the view's TLB generation and marks this TLB stale (as for <see cref="SoftTlb"/>);
+    /// the next lookup then compares the generation. Entries are tagged with the view, so a view switch keeps each view's entries
     /// for as long as its generation does not change. Emptying is O(1) (epochs); the TLB may
     /// drop more than asked, never less.</para>
     /// <para><b>Threads.</b> One TLB belongs to its vCPU's thread: lookups and flushes are not
     /// safe for concurrent use (a remote shootdown runs on the target vCPU's thread, as an IPI
-    /// does). p2m writers on other threads are safe: their generation bump is the INVEPT.</para>
+    /// does). p2m writers and view switches on other threads are safe: they mark the TLB stale (the
+    /// INVEPT's shootdown), and its next lookup synchronises.</para>
     /// </remarks>
     public sealed unsafe partial class LinearTlb : ITlbShootdown
     {

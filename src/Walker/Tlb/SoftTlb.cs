@@ -26,10 +26,12 @@ namespace FastEpt
     /// a present entry (removal, remap, restriction, type change, split, merge) bumps the p2m's
     /// generation before it returns, as does <see cref="P2m.InvalidateTlbs"/> (single-context
     /// invalidation) and <see cref="P2m.Dispose"/>; <see cref="InvalidateAll"/> (all-context
-    /// invalidation) bumps the generation of every live p2m. Each lookup compares the
-    /// generation with the one the TLB last saw and empties itself first when it changed, so a
-    /// lookup that starts after an invalidating write returned never sees a stale translation.
-    /// A miss reads the generations before it walks, so a fill that raced a writer is dropped
+    /// invalidation) bumps the generation of every live p2m. After the bump the writer marks
+    /// every TLB attached to the p2m stale (a shootdown: one bit the hit path tests with the tag);
+    /// the next lookup of a stale TLB misses, compares the generation with the one the TLB last
+    /// saw and empties itself first when it changed, so a lookup that starts after an
+    /// invalidating write returned never sees a stale translation. A miss clears the stale bit
+    /// and reads the generation before it walks, so a fill that raced a writer is dropped
     /// by the next lookup. Emptying is O(1): entries are tagged with a per-TLB epoch and the
     /// arrays are cleared only when the 12-bit epoch wraps. Changes made to the tables behind the
     /// p2m's back (raw <see cref="HostMemory.WriteUInt64"/>) need an explicit
