@@ -72,7 +72,11 @@ namespace FastEpt
 
             // A view switch. Entries are tagged with the view: the new view's survive when its
             // p2m is the same object and its generation did not move since this TLB last used it.
-            p2m.AttachTlb(this);
+            if (!ReferenceEquals(_viewP2m[view], p2m))
+            {
+                p2m.AttachTlb(this);    // first use of this p2m since the last full flush (attached ones stay attached)
+            }
+
             long generation = p2m.TlbGeneration;
             P2m? known = _viewP2m[view];
             if (known is not null && (!ReferenceEquals(known, p2m) || _viewGeneration[view] != generation))
