@@ -10,12 +10,13 @@ namespace FastEpt.Bench
 {
     // The floor and the native-library rows: the batched walk against one leaf-slot load per GPA
     // from precomputed addresses (in C# and in C), the native batch against the managed one, and
-    // fastept_translate called from C against the same walk written out as a plain C loop. Their
+    // one translation per call from C (the header-inline fastept_translate_inline, and the
+    // exported fastept_translate) against the same walk written out as a plain C loop. Their
     // contenders (Perf_TranslateSuite.Native.cs) run in the same interleaved groups as the walks.
     internal static partial class Goals
     {
         // Interleaved in both footprints' groups, beside the walks.
-        private static readonly string[] NativeMethods = ["LeafLoads", "NativeLeafLoads", "NativeWalkLoop", "NativeTranslateLoop", "NativeBatch_Pipelined"];
+        private static readonly string[] NativeMethods = ["LeafLoads", "NativeLeafLoads", "NativeWalkLoop", "NativeTranslateLoop", "NativeInlineLoop", "NativeBatch_Pipelined"];
 
         private static Func<ulong> NativeBody(Perf_TranslateSuite s, string method) => method switch
         {
@@ -23,6 +24,7 @@ namespace FastEpt.Bench
             "NativeLeafLoads" => s.NativeLeafLoads,
             "NativeWalkLoop" => s.NativeWalkLoop,
             "NativeTranslateLoop" => s.NativeTranslateLoop,
+            "NativeInlineLoop" => s.NativeInlineLoop,
             "NativeBatch_Pipelined" => s.NativeBatch_Pipelined,
             _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
         };
@@ -49,8 +51,10 @@ namespace FastEpt.Bench
                 Row($"DRAM-size, random 4K: batched ({best}) / leaf-load floor in C (precomputed slot addresses), throughput", D, best, "NativeLeafLoads", 0.8, true),
                 Row("DRAM-size, random 4K: native batch (fastept_translate_batch) / managed Batch_Auto, time", D, "NativeBatch", "Batch_Auto", 1.1, false),
                 Row("Cache-resident, random 4K: native batch (fastept_translate_batch) / managed Batch_Auto, time", C, "NativeBatch", "Batch_Auto", 1.1, false),
-                Row("DRAM-size, random 4K: fastept_translate called from C / plain C walk loop, time", D, "NativeTranslateLoop", "NativeWalkLoop", 1.1, false),
-                Row("Cache-resident, random 4K: fastept_translate called from C / plain C walk loop, time", C, "NativeTranslateLoop", "NativeWalkLoop", 1.1, false),
+                Row("DRAM-size, random 4K: fastept_translate_inline (prepared walker) from C / plain C walk loop, time", D, "NativeInlineLoop", "NativeWalkLoop", 1.1, false),
+                Row("Cache-resident, random 4K: fastept_translate_inline (prepared walker) from C / plain C walk loop, time", C, "NativeInlineLoop", "NativeWalkLoop", 1.1, false),
+                Row("DRAM-size, random 4K: fastept_translate (exported call) from C / plain C walk loop, time", D, "NativeTranslateLoop", "NativeWalkLoop", null, false),
+                Row("Cache-resident, random 4K: fastept_translate (exported call) from C / plain C walk loop, time", C, "NativeTranslateLoop", "NativeWalkLoop", null, false),
                 Row("DRAM-size, random 4K: native batch (fastept_translate_batch) / leaf-load floor in C, throughput", D, "NativeBatch", "NativeLeafLoads", null, true),
                 Row("DRAM-size, random 4K: plain C walk loop / leaf-load floor in C, time", D, "NativeWalkLoop", "NativeLeafLoads", null, false),
                 Row("DRAM-size, random 4K: scalar managed / plain C walk loop, time", D, "Scalar", "NativeWalkLoop", null, false),

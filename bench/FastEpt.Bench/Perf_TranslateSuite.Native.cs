@@ -88,6 +88,19 @@ namespace FastEpt.Bench
             }
         }
 
+        /// <summary>
+        /// <c>fastept_translate_inline</c> (fastept_inline.h) once per GPA, called from C with the
+        /// walker prepared once per window (fastept_bench_inline_loop).
+        /// </summary>
+        [Benchmark(OperationsPerInvoke = Ops)]
+        public ulong NativeInlineLoop()
+        {
+            fixed (ulong* g = &_pool[NextStart()])
+            {
+                return BenchLoops.InlineLoop(_walker, g, Ops, (uint)AccessKind.Read);
+            }
+        }
+
         /// <summary>The native batch forced to its pipelined walk (<c>fastept_translate_batch_path</c>).</summary>
         [Benchmark(OperationsPerInvoke = Ops)]
         public ulong NativeBatch_Pipelined()
@@ -151,6 +164,8 @@ namespace FastEpt.Bench
             _cursor = 0;
             Check("NativeTranslateLoop", NativeTranslateLoop(), hpas);
             _cursor = 0;
+            Check("NativeInlineLoop", NativeInlineLoop(), hpas);
+            _cursor = 0;
             Check("NativeWalkLoop", NativeWalkLoop(), walkable);
             _cursor = 0;
             Check("NativeLeafLoads", NativeLeafLoads(), leaves);
@@ -186,6 +201,9 @@ namespace FastEpt.Bench
 
             public static readonly delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong> TranslateLoop =
                 (delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong>)NativeLibrary.GetExport(s_library, "fastept_bench_translate_loop");
+
+            public static readonly delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong> InlineLoop =
+                (delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong>)NativeLibrary.GetExport(s_library, "fastept_bench_inline_loop");
 
             public static readonly delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong> WalkLoop =
                 (delegate* unmanaged<fastept_walker*, ulong*, ulong, uint, ulong>)NativeLibrary.GetExport(s_library, "fastept_bench_walk_loop");

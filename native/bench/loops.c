@@ -10,6 +10,8 @@
  * the PLT); libfastept itself exports nothing for benchmarks.
  *
  *   fastept_bench_translate_loop  fastept_translate once per GPA, from C: the per-call API
+ *   fastept_bench_inline_loop     fastept_translate_inline (fastept_inline.h) once per GPA with
+ *                                 a walker prepared once: the per-call API compiled into the loop
  *   fastept_bench_walk_loop       the same walk written out inline, with the same fast-shape
  *                                 checks but no API (no argument or walker checks, no call, no
  *                                 general walk: a GPA off the 4K fast shape adds nothing)
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #include "fastept.h"
+#include "fastept_inline.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BENCH_EXPORT __attribute__((visibility("default")))
@@ -33,6 +36,7 @@
 #define BENCH_MFN_MASK UINT64_C(0x000FFFFFFFFFF000)
 
 BENCH_EXPORT uint64_t fastept_bench_translate_loop(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access);
+BENCH_EXPORT uint64_t fastept_bench_inline_loop(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access);
 BENCH_EXPORT uint64_t fastept_bench_walk_loop(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access);
 BENCH_EXPORT uint64_t fastept_bench_leaf_loads(const uint64_t *const *slots, uint64_t count);
 BENCH_EXPORT uint64_t fastept_bench_leaf_chase(const uint64_t *const *slots, uint64_t count, uint64_t zero);
@@ -42,6 +46,19 @@ BENCH_EXPORT uint64_t fastept_bench_translate_loop(const fastept_walker *walker,
     uint64_t sum = 0;
     for (uint64_t i = 0; i < count; i++) {
         sum += fastept_translate(walker, gpas[i], access).hpa;
+    }
+
+    return sum;
+}
+
+BENCH_EXPORT uint64_t fastept_bench_inline_loop(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access)
+{
+    /* Prepared once per window, as an emulator prepares once per EPTP change. */
+    fastept_prepared_walker pw;
+    fastept_walker_prepare(walker, &pw);
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        sum += fastept_translate_inline(&pw, gpas[i], access).hpa;
     }
 
     return sum;

@@ -2,7 +2,7 @@
 # Copyright (c) 2026 FastEpt contributors
 
 # install() rules for libfastept, included by native/CMakeLists.txt after the fastept target:
-#   <prefix>/lib/libfastept.so, <prefix>/include/fastept.h,
+#   <prefix>/lib/libfastept.so, <prefix>/include/fastept.h and fastept_inline.h,
 #   <prefix>/lib/cmake/FastEpt/FastEpt{Config,ConfigVersion,Targets}.cmake (FastEpt::fastept),
 #   <prefix>/lib/pkgconfig/fastept.pc.
 # Install with: cmake --install native/build --prefix <prefix>
@@ -16,7 +16,7 @@ install(TARGETS fastept EXPORT FastEptTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
     INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/include/fastept.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/include/fastept.h ${CMAKE_CURRENT_SOURCE_DIR}/include/fastept_inline.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT FastEptTargets NAMESPACE FastEpt:: DESTINATION ${FASTEPT_CMAKE_DIR})
 
 configure_package_config_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/FastEptConfig.cmake.in

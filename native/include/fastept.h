@@ -24,9 +24,9 @@
 /* The library's version, the same as the FastEpt NuGet packages' (Directory.Build.props
    <Version>; CMake reads it from there and a CTest test fails when these differ). */
 #define FASTEPT_VERSION_MAJOR 0
-#define FASTEPT_VERSION_MINOR 3 /* minor version (0.x: a new minor may change the ABI) */
+#define FASTEPT_VERSION_MINOR 4 /* minor version (0.x: a new minor may change the ABI) */
 #define FASTEPT_VERSION_PATCH 0 /* patch version */
-#define FASTEPT_VERSION "0.3.0" /* "MAJOR.MINOR.PATCH" */
+#define FASTEPT_VERSION "0.4.0" /* "MAJOR.MINOR.PATCH" */
 
 /* FASTEPT_API marks every exported function: dllexport while building the DLL (CMake defines
    FASTEPT_BUILDING), dllimport for its users, default visibility on ELF/Mach-O (the library is
@@ -52,7 +52,7 @@ extern "C" {
 
 /* Version of this header's ABI: bumped whenever a struct or signature changes. */
 enum fastept_abi {
-    FASTEPT_ABI_VERSION = 2
+    FASTEPT_ABI_VERSION = 3
 };
 
 /* Outcome of one walk (same values as FastEpt.EptStatus). */
@@ -214,6 +214,19 @@ FASTEPT_API int32_t fastept_eptp_check(uint64_t eptp, const fastept_eptp_caps *c
 
 /* Walks gpa for access (FASTEPT_ACCESS_* bits) exactly as the CPU does; lock-free; sets A/D atomically when the EPTP enables them. */
 FASTEPT_API fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa, uint32_t access);
+
+/* A walker checked once, for the header-inline walk of fastept_inline.h (fastept_translate_inline): a copy of the walker and what its walk derives from it. Prepare again after changing any walker field; the tables may change at any time, as for fastept_translate. */
+typedef struct fastept_prepared_walker {
+    fastept_walker walker;  /* the walker as prepared: every walk the inline path does not finish is fastept_translate on this copy */
+    const uint64_t *root;   /* the root table's first slot (host_base + the EPTP's root HPA) */
+    uint64_t frame_limit;   /* a table pointer (bits 51:12, in place) at or above this names no host frame: misconfiguration */
+    uint64_t pointer_mask;  /* pte & pointer_mask == 1: readable, bits 7:3 and 51:MAXPHYADDR clear (a well-formed pointer) */
+    uint64_t leaf_mask;     /* pte & leaf_mask == 1: readable, bits 51:MAXPHYADDR clear (a 4 KiB leaf's first check) */
+    uint64_t gpa_limit;     /* 2^address_bits when the inline walk applies (usable walker, 4 levels, no A/D updates), else 0 */
+} fastept_prepared_walker;
+
+/* Fills *prepared from walker for fastept_translate_inline (fastept_inline.h); returns FASTEPT_OK when the walker is usable, else FASTEPT_ERR_RANGE (then every inline call answers as fastept_translate does: a bad argument). NULL prepared: FASTEPT_ERR_RANGE, nothing written. */
+FASTEPT_API int32_t fastept_walker_prepare(const fastept_walker *walker, fastept_prepared_walker *prepared);
 
 /* Translates count GPAs into results[0 .. count); returns the number written (count). */
 FASTEPT_API uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results);

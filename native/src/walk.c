@@ -29,6 +29,8 @@
 
 #include "walk.h"
 
+#include <string.h>
+
 #ifdef FASTEPT_TEST_HOOKS
 /* Test builds only (the driver's static library): called between a walk's read of a slot and
    its A/D compare-exchange on it, so a test can change the slot inside that window. */
@@ -307,6 +309,42 @@ fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa
 
 rest:
     return ept_translate_rest(walker, gpa, access, slot, pte, (rights & EPT_RWX_MASK) | ((uint64_t)level << 8));
+}
+
+/*
+ * The walker checked once for fastept_translate_inline: the inline walk applies exactly where
+ * fastept_translate's straight line does (a usable walker, 4 levels, no A/D updates), with the
+ * same masks and frame limit; everywhere else gpa_limit is 0, so every inline call goes to
+ * fastept_translate on the copy and answers as it does.
+ */
+int32_t fastept_walker_prepare(const fastept_walker *walker, fastept_prepared_walker *prepared)
+{
+    if (prepared == NULL) {
+        return FASTEPT_ERR_RANGE;
+    }
+
+    memset(prepared, 0, sizeof(*prepared));
+    if (walker == NULL) {
+        return FASTEPT_ERR_RANGE;
+    }
+
+    prepared->walker = *walker;
+    const fastept_walker *w = &prepared->walker;   /* decide on the copy: the caller may change *walker meanwhile */
+    if (!ept_walker_usable(w)) {
+        return FASTEPT_ERR_RANGE;
+    }
+
+    struct walk_ctx c;
+    ept_ctx(w, &c);
+    prepared->root = (const uint64_t *)(const void *)(c.base + c.root_slots);
+    prepared->frame_limit = c.frame_limit;
+    prepared->pointer_mask = c.pointer_mask;
+    prepared->leaf_mask = c.leaf_mask;
+    if ((w->eptp & UINT64_C(0x78)) == UINT64_C(0x18)) {
+        prepared->gpa_limit = UINT64_C(1) << w->address_bits;
+    }
+
+    return FASTEPT_OK;
 }
 
 /*

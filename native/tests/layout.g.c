@@ -54,5 +54,12 @@ int main(void)
     printf("field %s %zu %zu\n", "fastept_eptp_caps.ept_vpid_cap", offsetof(struct fastept_eptp_caps, ept_vpid_cap), sizeof(((struct fastept_eptp_caps *)0)->ept_vpid_cap));
     printf("field %s %zu %zu\n", "fastept_eptp_caps.max_phys_addr", offsetof(struct fastept_eptp_caps, max_phys_addr), sizeof(((struct fastept_eptp_caps *)0)->max_phys_addr));
     printf("field %s %zu %zu\n", "fastept_eptp_caps.flags", offsetof(struct fastept_eptp_caps, flags), sizeof(((struct fastept_eptp_caps *)0)->flags));
+    printf("struct %s %zu\n", "fastept_prepared_walker", sizeof(struct fastept_prepared_walker));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.walker", offsetof(struct fastept_prepared_walker, walker), sizeof(((struct fastept_prepared_walker *)0)->walker));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.root", offsetof(struct fastept_prepared_walker, root), sizeof(((struct fastept_prepared_walker *)0)->root));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.frame_limit", offsetof(struct fastept_prepared_walker, frame_limit), sizeof(((struct fastept_prepared_walker *)0)->frame_limit));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.pointer_mask", offsetof(struct fastept_prepared_walker, pointer_mask), sizeof(((struct fastept_prepared_walker *)0)->pointer_mask));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.leaf_mask", offsetof(struct fastept_prepared_walker, leaf_mask), sizeof(((struct fastept_prepared_walker *)0)->leaf_mask));
+    printf("field %s %zu %zu\n", "fastept_prepared_walker.gpa_limit", offsetof(struct fastept_prepared_walker, gpa_limit), sizeof(((struct fastept_prepared_walker *)0)->gpa_limit));
     return 0;
 }

@@ -3,8 +3,9 @@
 
 /*
  * selftest_batch.c - every batch path (fastept_translate_batch_path: scalar, pipelined,
- * gathered, auto) against fastept_translate, address by address, over tables with every shape
- * the fast paths must hand to the general walk: 2M and 1G superpages, read-only and MMIO
+ * gathered, auto) and the header-inline fastept_translate_inline against fastept_translate,
+ * address by address, over tables with every shape the fast paths must hand to the general
+ * walk: 2M and 1G superpages, read-only and MMIO
  * entries, holes, and planted corruptions (reserved bits, bad memory types, write-only and
  * execute-only rwx, bit 7 in a PML4E, pointers outside host memory), for every access kind,
  * scattered and clustered addresses, GPAs beyond the address width, and batch lengths that are
@@ -12,6 +13,8 @@
  */
 
 #include "selftest.h"
+
+#include "fastept_inline.h"
 
 #include <string.h>
 
@@ -102,6 +105,17 @@ static void check_paths(const tu_env *e, const uint64_t *gpas, unsigned n, const
         }
 
         tally(expected, n, counts);
+
+        /* The header-inline walk (fastept_inline.h) gives the same answers, address by address. */
+        fastept_prepared_walker pw;
+        CHECK(fastept_walker_prepare(&e->w, &pw) == FASTEPT_OK, "%s: prepare", what);
+        unsigned long inline_bad = 0;
+        for (unsigned i = 0; i < n; i++) {
+            fastept_translation t = fastept_translate_inline(&pw, gpas[i], access);
+            inline_bad += memcmp(&t, &expected[i], sizeof(t)) != 0;
+        }
+
+        CHECK(inline_bad == 0, "%s: access %u: %lu inline results differ from translate", what, access, inline_bad);
 
         for (uint32_t path = FASTEPT_BATCH_AUTO; path <= FASTEPT_BATCH_GATHER; path++) {
             memset(got, 0xA5, sizeof(got));
@@ -207,6 +221,9 @@ void test_batch_paths(void)
         }
 
         populate(&e, &rng, 400);
+        /* The inline walk applies to 4 levels without A/D updates, and only there. */
+        fastept_prepared_walker pw;
+        CHECK(fastept_walker_prepare(&e.w, &pw) == FASTEPT_OK && (pw.gpa_limit != 0) == !ad, "prepare: inline shape %d", ad);
         /* Forced paths run as asked (gathers only with AVX2, which the dispatcher reports);
            with A/D on, everything walks one at a time. */
         uint32_t want[4] = { 0, FASTEPT_BATCH_SCALAR, FASTEPT_BATCH_PIPELINED,

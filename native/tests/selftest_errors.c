@@ -10,6 +10,8 @@
 
 #include "selftest.h"
 
+#include "fastept_inline.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,24 @@ void test_bad_arguments(void)
     bad.eptp = fastept_make_eptp(0, 3, 0);
     t = fastept_translate(&bad, 0x1000, 1);
     EXPECT_TR(t, FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+
+    /* The header-inline walk: a bad argument or a refused walker never reads host memory
+       (PROT_NONE here), and answers as fastept_translate does. */
+    fastept_prepared_walker pw;
+    CHECK(fastept_walker_prepare(&w, NULL) == FASTEPT_ERR_RANGE, "prepare without output");
+    CHECK(fastept_walker_prepare(NULL, &pw) == FASTEPT_ERR_RANGE && pw.gpa_limit == 0, "prepare without walker");
+    EXPECT_TR(fastept_translate_inline(&pw, 0x1000, FASTEPT_ACCESS_READ), FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+    fastept_walker plain = w;
+    plain.eptp = fastept_make_eptp(0, 4, 0);
+    CHECK(fastept_walker_prepare(&plain, &pw) == FASTEPT_OK && pw.gpa_limit == UINT64_C(1) << 40, "prepare, 4 levels");
+    EXPECT_TR(fastept_translate_inline(&pw, UINT64_C(1) << 40, FASTEPT_ACCESS_READ), FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+    EXPECT_TR(fastept_translate_inline(&pw, 0x1000, 0), FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+    EXPECT_TR(fastept_translate_inline(&pw, 0x1000, 8), FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+    bad = plain;
+    bad.eptp = fastept_make_eptp(16, 4, 0);
+    CHECK(fastept_walker_prepare(&bad, &pw) == FASTEPT_ERR_RANGE && pw.gpa_limit == 0, "prepare, root outside host memory");
+    EXPECT_TR(fastept_translate_inline(&pw, 0x1000, FASTEPT_ACCESS_READ), FASTEPT_STATUS_BAD_ARGUMENT, 0, 0, 0);
+    CHECK(fastept_walker_prepare(&w, &pw) == FASTEPT_OK && pw.gpa_limit == 0, "prepare, A/D updates: never inline");
 
     EXPECT_HOLE(fastept_get_entry(&w, UINT64_C(1) << 28), -1);
     EXPECT_HOLE(fastept_get_entry(NULL, 0), -1);

@@ -2,10 +2,12 @@
 /* Copyright (c) 2026 FastEpt contributors */
 
 /* consumer.c - a C program built against an installed libfastept (find_package or pkg-config):
-   builds a one-page EPT hierarchy with fastept_set_entry, translates through it and checks an
-   EPTP with fastept_eptp_check. Prints "consumer: ok <version>" and exits 0 when all agree. */
+   builds a one-page EPT hierarchy with fastept_set_entry, translates through it (fastept_translate
+   and the header-inline fastept_translate_inline) and checks an EPTP with fastept_eptp_check.
+   Prints "consumer: ok <version>" and exits 0 when all agree. */
 
 #include <fastept.h>
+#include <fastept_inline.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,12 @@ int main(void)
 
     fastept_translation t = fastept_translate(&walker, 0x10123, FASTEPT_ACCESS_READ);
     int ok = t.status == FASTEPT_STATUS_OK && t.hpa == 0x30123;
+    /* The header-inline walk, installed beside fastept.h: the same answers, off its shape too. */
+    fastept_prepared_walker pw;
+    ok = ok && fastept_walker_prepare(&walker, &pw) == FASTEPT_OK;
+    fastept_translation ti = fastept_translate_inline(&pw, 0x10123, FASTEPT_ACCESS_READ);
+    fastept_translation hole = fastept_translate_inline(&pw, 0x20000, FASTEPT_ACCESS_READ);
+    ok = ok && ti.status == FASTEPT_STATUS_OK && ti.hpa == 0x30123 && hole.status == FASTEPT_STATUS_VIOLATION;
     fastept_eptp_caps caps = {(UINT64_C(1) << 6) | (UINT64_C(1) << 14), 46, 0};
     ok = ok && fastept_eptp_check(walker.eptp, &caps) == FASTEPT_EPTP_OK
          && fastept_eptp_check(walker.eptp | 0x100, &caps) == FASTEPT_EPTP_RESERVED;

@@ -28,17 +28,17 @@ namespace FastEpt.Interop
         public const int FASTEPT_VERSION_MAJOR = 0;
 
         /// <summary>minor version (0.x: a new minor may change the ABI).</summary>
-        public const int FASTEPT_VERSION_MINOR = 3;
+        public const int FASTEPT_VERSION_MINOR = 4;
 
         /// <summary>patch version.</summary>
         public const int FASTEPT_VERSION_PATCH = 0;
 
         /// <summary>"MAJOR.MINOR.PATCH".</summary>
-        public const string FASTEPT_VERSION = "0.3.0";
+        public const string FASTEPT_VERSION = "0.4.0";
 
         /// <summary><c>FASTEPT_ABI_VERSION</c>, a value of <c>enum fastept_abi</c>.</summary>
         /// <remarks>A value of <c>enum fastept_abi</c>: Version of this header's ABI: bumped whenever a struct or signature changes.</remarks>
-        public const uint FASTEPT_ABI_VERSION = 2;
+        public const uint FASTEPT_ABI_VERSION = 3;
 
         /// <summary>translated: hpa is valid.</summary>
         /// <remarks>A value of <c>enum fastept_status</c>: Outcome of one walk (same values as FastEpt.EptStatus).</remarks>
@@ -268,6 +268,11 @@ namespace FastEpt.Interop
         [SuppressGCTransition]
         internal static partial fastept_translation fastept_translate(fastept_walker* walker, ulong gpa, uint access);
 
+        /// <summary>Fills *prepared from walker for fastept_translate_inline (fastept_inline.h); returns FASTEPT_OK when the walker is usable, else FASTEPT_ERR_RANGE (then every inline call answers as fastept_translate does: a bad argument). NULL prepared: FASTEPT_ERR_RANGE, nothing written.</summary>
+        /// <remarks>C: <c>int32_t fastept_walker_prepare(const fastept_walker *walker, fastept_prepared_walker *prepared)</c></remarks>
+        [LibraryImport(LibraryName, EntryPoint = "fastept_walker_prepare")]
+        internal static partial int fastept_walker_prepare(fastept_walker* walker, fastept_prepared_walker* prepared);
+
         /// <summary>Translates count GPAs into results[0 .. count); returns the number written (count).</summary>
         /// <remarks>C: <c>uint64_t fastept_translate_batch(const fastept_walker *walker, const uint64_t *gpas, uint64_t count, uint32_t access, fastept_translation *results)</c></remarks>
         [LibraryImport(LibraryName, EntryPoint = "fastept_translate_batch")]
@@ -443,5 +448,28 @@ namespace FastEpt.Interop
 
         /// <summary>FASTEPT_EPTP_CAP_*.</summary>
         public uint flags;
+    }
+
+    /// <summary>A walker checked once, for the header-inline walk of fastept_inline.h (fastept_translate_inline): a copy of the walker and what its walk derives from it. Prepare again after changing any walker field; the tables may change at any time, as for fastept_translate.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe partial struct fastept_prepared_walker
+    {
+        /// <summary>the walker as prepared: every walk the inline path does not finish is fastept_translate on this copy.</summary>
+        public fastept_walker walker;
+
+        /// <summary>the root table's first slot (host_base + the EPTP's root HPA).</summary>
+        public ulong* root;
+
+        /// <summary>a table pointer (bits 51:12, in place) at or above this names no host frame: misconfiguration.</summary>
+        public ulong frame_limit;
+
+        /// <summary>pte &amp; pointer_mask == 1: readable, bits 7:3 and 51:MAXPHYADDR clear (a well-formed pointer).</summary>
+        public ulong pointer_mask;
+
+        /// <summary>pte &amp; leaf_mask == 1: readable, bits 51:MAXPHYADDR clear (a 4 KiB leaf's first check).</summary>
+        public ulong leaf_mask;
+
+        /// <summary>2^address_bits when the inline walk applies (usable walker, 4 levels, no A/D updates), else 0.</summary>
+        public ulong gpa_limit;
     }
 }
