@@ -7,8 +7,9 @@
  * The writer keeps splitting a 2M superpage into 4K pages with the same frames and merging it
  * back, and (with A/D on) rewrites a 4K page between log-dirty (no D preset) and RAM while
  * readers write to it, so walkers' atomic D updates race the writer's compare-exchange. Every
- * translation a reader makes is unchanged by all of this: a reader that ever sees anything
- * but OK with the right HPA caught a half-built or torn entry.
+ * translation a reader makes (fastept_translate, the header-inline fastept_translate_inline,
+ * fastept_get_entry) is unchanged by all of this: a reader that ever sees anything but OK with
+ * the right HPA caught a half-built or torn entry.
  *
  * Retired tables are reclaimed while readers run, the way the managed reclaimer does it over the
  * native read sections (src/epoch.c): readers bracket their walks with fastept_read_enter/exit;
@@ -22,6 +23,8 @@
 #define _DEFAULT_SOURCE 1 /* syscall */
 
 #include "testutil.h"
+
+#include "fastept_inline.h"
 
 #if defined(__linux__)
 #include <linux/membarrier.h>
@@ -44,6 +47,7 @@
 
 struct c_shared {
     tu_env *env;
+    fastept_prepared_walker prepared; /* for fastept_translate_inline, prepared before the readers start */
     atomic_int stop;
     atomic_ulong walks;
 };
@@ -81,6 +85,12 @@ static void *c_read(void *arg)
                 c_note(r, "superpage", gpa, t);
             }
 
+            /* The header-inline walk: inline without A/D updates, fastept_translate with them. */
+            t = fastept_translate_inline(&r->shared->prepared, gpa, access);
+            if (t.status != FASTEPT_STATUS_OK || t.hpa != (C_MFN << 12) + off || (t.level != 1 && t.level != 2)) {
+                c_note(r, "superpage (inline)", gpa, t);
+            }
+
             fastept_entry e = fastept_get_entry(w, gpa >> 12);
             if (e.mfn != C_MFN + (off >> 12) || !e.is_mapped || (e.order != 0 && e.order != 9)) {
                 c_note(r, "get_entry", gpa, t);
@@ -93,7 +103,7 @@ static void *c_read(void *arg)
             }
 
             fastept_read_exit(token);
-            walks += 3;
+            walks += 4;
         }
     }
 
@@ -197,6 +207,12 @@ static void c_phase(const char *name, int ad, double seconds)
 
     CHECK(tu_set(&e, C_GFN, C_MFN, 9, T_RAM_RW, A_RWX, 0, 0, NULL) == FASTEPT_OK, "2M page");
     CHECK(tu_set(&e, C_DIRTY_GFN, C_DIRTY_MFN, 0, T_LOGDIRTY, A_RWX, 0, 0, NULL) == FASTEPT_OK, "dirty page");
+    /* The 2M page's own frames read as a table of poison leaves: a walker that takes the PDE's
+       frame as a pointer after deciding on a pointer (a torn or repeated read across a merge)
+       translates to the poison frame instead of falling back. */
+    for (uint64_t i = 0; i < (UINT64_C(512) << 9); i++) {
+        ((uint64_t *)(void *)(e.base + (C_MFN << 12)))[i] = C_POISON;
+    }
 
     /* This process has no managed reclaimer: the test registers as one (publishes an epoch). */
     struct c_reclaimer rc;
@@ -206,6 +222,7 @@ static void c_phase(const char *name, int ad, double seconds)
     atomic_compare_exchange_strong(c_epoch_cell(&rc), &zero, 1);
     struct c_shared shared;
     shared.env = &e;
+    CHECK(fastept_walker_prepare(&e.w, &shared.prepared) == FASTEPT_OK && (shared.prepared.gpa_limit != 0) == !ad, "prepare");
     atomic_init(&shared.stop, 0);
     atomic_init(&shared.walks, 0);
     struct c_reader readers[C_READERS];
