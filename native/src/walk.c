@@ -239,6 +239,13 @@ EPT_HOT fastept_translation ept_walk(const fastept_walker *w, const struct walk_
     return c->ad ? ept_walk_ad(w, c, 1, gpa, access) : ept_walk_ad(w, c, 0, gpa, access);
 }
 
+/* The EPTPs fastept_translate's straight line (and fastept_translate_inline) walks: 4 levels
+   (bits 5:3 = 3) without A/D updates (bit 6 clear). */
+static inline int ept_straight_line(uint64_t eptp)
+{
+    return (eptp & UINT64_C(0x78)) == UINT64_C(0x18);
+}
+
 /*
  * What fastept_translate's straight line does not finish: 5 levels or A/D updates (level 0:
  * nothing read yet, the general walker from the root), or a walk off the fast shape, with the
@@ -286,7 +293,7 @@ fastept_translation fastept_translate(const fastept_walker *walker, uint64_t gpa
     }
 
     const uint64_t eptp = walker->eptp;
-    if ((eptp & UINT64_C(0x78)) != UINT64_C(0x18)) {
+    if (!ept_straight_line(eptp)) {
         return ept_translate_rest(walker, gpa, access, NULL, 0, 0);
     }
 
@@ -340,7 +347,7 @@ int32_t fastept_walker_prepare(const fastept_walker *walker, fastept_prepared_wa
     prepared->frame_limit = c.frame_limit;
     prepared->pointer_mask = c.pointer_mask;
     prepared->leaf_mask = c.leaf_mask;
-    if ((w->eptp & UINT64_C(0x78)) == UINT64_C(0x18)) {
+    if (ept_straight_line(w->eptp)) {
         prepared->gpa_limit = UINT64_C(1) << w->address_bits;
     }
 
